@@ -1,0 +1,109 @@
+import { createHash } from "node:crypto";
+import { ErrorCode, SessionStoreError } from "./errors.js";
+
+const ID_PATTERN = /^[\x21-\x7e]{1,512}$/;
+/** Deeper values are refused: it bounds the walk and turns a cycle into a clear error. */
+const MAX_DEPTH = 256;
+
+/** A short, stable hash of a session id: what logs, errors and spans show instead of the id. */
+export function hashId(id: string): string {
+  return createHash("sha256").update(id).digest("hex").slice(0, 12);
+}
+
+/** Throws `ERR_INVALID_SESSION_ID` unless `id` is 1..512 visible ASCII characters. */
+export function checkId(id: unknown): string {
+  if (typeof id !== "string" || !ID_PATTERN.test(id)) {
+    const shown =
+      typeof id === "string"
+        ? `a string of ${id.length} characters (hash ${hashId(id)})`
+        : `a ${typeof id}`;
+    throw new SessionStoreError(
+      ErrorCode.INVALID_SESSION_ID,
+      `Invalid session id: expected 1..512 visible ASCII characters (0x21-0x7E), got ${shown}`,
+    );
+  }
+  return id;
+}
+
+function refuse(path: string, what: string): never {
+  throw new SessionStoreError(
+    ErrorCode.SERIALIZATION,
+    `Session data is not JSON: ${what} at ${path || "the top level"}`,
+    { details: { path } },
+  );
+}
+
+/**
+ * Refuses what would not survive a JSON round trip unchanged: functions, symbols, BigInt,
+ * NaN/Infinity, undefined (whole value or array item), class instances (Date, Map, ...), cycles.
+ * `undefined` object properties are dropped, as JSON.stringify does.
+ */
+function check(value: unknown, path: string, depth: number): void {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return;
+    case "number":
+      if (!Number.isFinite(value)) refuse(path, String(value));
+      return;
+    case "object": {
+      if (value === null) return;
+      if (depth >= MAX_DEPTH) refuse(path, `nesting deeper than ${MAX_DEPTH} (or a cycle)`);
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const item = value[i];
+          if (item === undefined) refuse(`${path}[${i}]`, "undefined");
+          check(item, `${path}[${i}]`, depth + 1);
+        }
+        return;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        refuse(path, `an instance of ${proto?.constructor?.name ?? "a class"}`);
+      }
+      for (const key of Object.keys(value)) {
+        const item = (value as Record<string, unknown>)[key];
+        if (item !== undefined) check(item, `${path}.${key}`, depth + 1);
+      }
+      if (Object.getOwnPropertySymbols(value).length > 0) refuse(path, "a symbol key");
+      return;
+    }
+    default:
+      refuse(path, `a ${typeof value}`);
+  }
+}
+
+/** Serializes a session value; throws `ERR_SERIALIZATION` or `ERR_PAYLOAD_TOO_LARGE`. */
+export function encode(value: unknown, maxPayloadBytes: number): string {
+  if (value === undefined) refuse("", "undefined");
+  check(value, "", 0);
+  const json = JSON.stringify(value);
+  // Byte length only matters near the limit; a UTF-16 string has at most 3 bytes per unit.
+  if (json.length * 3 > maxPayloadBytes) {
+    const bytes = Buffer.byteLength(json, "utf8");
+    if (bytes > maxPayloadBytes) {
+      throw new SessionStoreError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        `Session data is ${bytes} bytes serialized; the limit (maxPayloadBytes) is ${maxPayloadBytes}`,
+        { details: { bytes, maxPayloadBytes } },
+      );
+    }
+  }
+  return json;
+}
+
+/** Parses what `encode` wrote; `__proto__` keys come back as plain own data. */
+export function decode<T>(json: string): T {
+  try {
+    return JSON.parse(json) as T;
+  } catch (cause) {
+    throw new SessionStoreError(ErrorCode.SERIALIZATION, "Stored session data is not valid JSON", {
+      cause,
+    });
+  }
+}
+
+/** Escapes glob characters so a prefix or id never becomes a SCAN MATCH pattern. */
+export function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, "\\$&");
+}

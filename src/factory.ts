@@ -1,0 +1,124 @@
+import { Redis } from "ioredis";
+import { ErrorCode, isSessionStoreError, SessionStoreError } from "./errors.js";
+import { type ResolvedOptions, redactUrl, resolveOptions } from "./options.js";
+import { MemorySessionStore } from "./stores/memory.js";
+import { RedisSessionStore } from "./stores/redis.js";
+import { instrument } from "./telemetry/instrument.js";
+import type { SessionStore, SessionStoreOptions } from "./types.js";
+
+function finish(store: SessionStore, options: ResolvedOptions): SessionStore {
+  return options.instrumentation === false
+    ? store
+    : instrument(store, options.instrumentation ?? {});
+}
+
+/**
+ * A store that keeps sessions in this process: for development, tests and single instances.
+ * Same semantics, limits, errors and metrics as the Redis store.
+ *
+ * @example
+ * const store = createMemorySessionStore({ prefix: "dev:", defaultTtl: 3600 });
+ */
+export function createMemorySessionStore(options?: SessionStoreOptions): SessionStore {
+  const resolved = resolveOptions(options);
+  return finish(new MemorySessionStore(resolved), resolved);
+}
+
+/**
+ * A Redis store, connected within `connectTimeout`; rejects with `ERR_BACKEND_UNAVAILABLE` when
+ * Redis cannot be reached (no fallback).
+ *
+ * @example
+ * const store = await createRedisSessionStore({ redisUrl: "redis://localhost:6379" });
+ */
+export async function createRedisSessionStore(
+  options?: SessionStoreOptions,
+): Promise<SessionStore> {
+  const resolved = resolveOptions(options);
+  const store = new RedisSessionStore(resolved);
+  await store.connect();
+  return finish(store, resolved);
+}
+
+/**
+ * Redis when it answers within `connectTimeout`, else (by default) a memory store with a warning
+ * that always prints; with `fallback: "error"` it rejects with `ERR_BACKEND_UNAVAILABLE` instead.
+ * `preferMemory: true` skips detection.
+ *
+ * @example
+ * const store = await createSessionStore({ redisUrl: "redis://localhost:6379", prefix: "mcp:", defaultTtl: 3600, verbose: true });
+ */
+export async function createSessionStore(options?: SessionStoreOptions): Promise<SessionStore> {
+  const resolved = resolveOptions(options);
+  const { logger } = resolved;
+  if (resolved.preferMemory) {
+    logger.info("Using the memory session store (preferMemory)");
+    return finish(new MemorySessionStore(resolved), resolved);
+  }
+  const target =
+    resolved.redis === undefined ? redactUrl(resolved.redisUrl) : "the configured Redis";
+  const store = new RedisSessionStore(resolved);
+  try {
+    await store.connect();
+    logger.info(`Using the Redis session store at ${target}`);
+    return finish(store, resolved);
+  } catch (err) {
+    const reason = isSessionStoreError(err) ? err.message : String(err);
+    if (resolved.fallback === "error") {
+      throw new SessionStoreError(
+        ErrorCode.BACKEND_UNAVAILABLE,
+        `Redis at ${target} is unreachable and fallback is "error": ${reason}`,
+        { cause: err },
+      );
+    }
+    logger.warn(
+      `Redis at ${target} is unreachable (${reason}); falling back to the in-memory session store. Sessions will not be shared between instances nor survive a restart.`,
+    );
+    return finish(new MemorySessionStore(resolved, { fallback: true }), resolved);
+  }
+}
+
+/**
+ * Whether a Redis server answers PING at `url` within `timeoutMs` (default 1000). Never throws,
+ * never waits past the timeout, and closes its connection.
+ *
+ * @example
+ * if (await isRedisAvailable("redis://localhost:6379")) { ... }
+ */
+export async function isRedisAvailable(
+  url?: string,
+  options?: { timeoutMs?: number },
+): Promise<boolean> {
+  let client: Redis | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const target = url ?? process.env.REDIS_URL ?? "redis://localhost:6379";
+    const timeoutMs = options?.timeoutMs ?? 1000;
+    if (!/^rediss?:\/\//.test(target) || !(timeoutMs > 0)) return false;
+    client = new Redis(target, {
+      lazyConnect: true,
+      connectTimeout: timeoutMs,
+      commandTimeout: timeoutMs,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    client.on("error", () => {
+      // The answer is the boolean; connection errors are expected here.
+    });
+    const probe = client.connect().then(() => (client as Redis).ping());
+    probe.catch(() => undefined);
+    const answer = await Promise.race([
+      probe,
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), timeoutMs);
+      }),
+    ]);
+    return answer === "PONG";
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    client?.disconnect();
+  }
+}

@@ -1,0 +1,421 @@
+import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { decode } from "../codec.js";
+import { ErrorCode, isSessionStoreError, SessionStoreError } from "../errors.js";
+import { RedlockManager, type RedlockNode } from "../locks/redlock.js";
+import { type ResolvedOptions, redactUrl } from "../options.js";
+import type { RedisClusterConfig, StoreHealth, StoreInternals } from "../types.js";
+import { BaseStore } from "./base.js";
+import { KeyedQueue } from "./keyed-queue.js";
+import { KeyLayout } from "./keys.js";
+import { CAS_SCRIPT, SET_SCRIPT } from "./scripts.js";
+
+type Client = Redis | Cluster;
+
+/** How many times `updateSession` retries a compare-and-set before `ERR_CONFLICT`. */
+const MAX_CAS_ATTEMPTS = 32;
+const SCAN_COUNT = 1000;
+
+interface ScriptCommands {
+  mssSet(key: string, data: string, ttlMs: number, now: number): Promise<number>;
+  mssCas(
+    key: string,
+    version: string,
+    createdAt: string,
+    data: string,
+    ttlMs: number,
+    now: number,
+  ): Promise<number>;
+}
+
+/** ioredis options of every client this store creates itself. */
+export function clientOptions(options: ResolvedOptions): RedisOptions {
+  return {
+    lazyConnect: true,
+    connectTimeout: options.connectTimeout,
+    commandTimeout: options.commandTimeout,
+    // Fail fast while disconnected instead of queueing: a call never waits for a reconnect, and a
+    // write that timed out for its caller is never sent later.
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+  };
+}
+
+function isClient(value: unknown): value is Client {
+  return value instanceof Redis || value instanceof Cluster;
+}
+
+function isClusterConfig(value: unknown): value is RedisClusterConfig {
+  return typeof value === "object" && value !== null && "clusterNodes" in value;
+}
+
+function defineScripts(client: Client): void {
+  const scripted = client as Client & Partial<ScriptCommands>;
+  if (typeof scripted.mssSet !== "function") {
+    client.defineCommand("mssSet", { numberOfKeys: 1, lua: SET_SCRIPT });
+  }
+  if (typeof scripted.mssCas !== "function") {
+    client.defineCommand("mssCas", { numberOfKeys: 1, lua: CAS_SCRIPT });
+  }
+}
+
+/** host:port of a client, for logs and metric labels (never a password). */
+export function describeClient(client: Client, url?: string): string {
+  if (client instanceof Cluster) return "cluster";
+  const { host, port } = client.options;
+  if (url !== undefined) {
+    try {
+      const u = new URL(url);
+      return `${u.hostname}:${u.port || 6379}`;
+    } catch {
+      return redactUrl(url);
+    }
+  }
+  return `${host ?? "localhost"}:${port ?? 6379}`;
+}
+
+/**
+ * Sessions in Redis (standalone, Sentinel or Cluster) through ioredis. Every multi-step write is
+ * one Lua script (EVALSHA, falling back to EVAL on NOSCRIPT); all keys of a session share a hash
+ * tag; `updateSession` is an optimistic compare-and-set on the record's version.
+ */
+export class RedisSessionStore extends BaseStore {
+  readonly backend = "redis" as const;
+  protected readonly mode: StoreInternals["mode"];
+  protected readonly locks: RedlockManager;
+  readonly client: Client;
+  private readonly ownsClient: boolean;
+  private readonly lockClients: Redis[] = [];
+  private readonly layout: KeyLayout;
+  private readonly updates = new KeyedQueue();
+  private readonly target: string;
+  private reportedDown = false;
+  private connectedOnce = false;
+
+  constructor(options: ResolvedOptions) {
+    super(options);
+    const redis = options.redis;
+    if (isClient(redis)) {
+      this.client = redis;
+      this.ownsClient = false;
+    } else if (isClusterConfig(redis)) {
+      this.client = new Cluster(redis.clusterNodes, {
+        lazyConnect: true,
+        enableOfflineQueue: true,
+        ...redis.clusterOptions,
+        redisOptions: {
+          connectTimeout: options.connectTimeout,
+          commandTimeout: options.commandTimeout,
+          ...redis.clusterOptions?.redisOptions,
+        },
+      });
+      this.ownsClient = true;
+    } else if (redis !== undefined) {
+      this.client = new Redis({ ...clientOptions(options), ...redis });
+      this.ownsClient = true;
+    } else {
+      this.client = new Redis(options.redisUrl, clientOptions(options));
+      this.ownsClient = true;
+    }
+    this.mode =
+      this.client instanceof Cluster
+        ? "cluster"
+        : (this.client.options.sentinels?.length ?? 0) > 0
+          ? "sentinel"
+          : "standalone";
+    this.target =
+      this.mode === "standalone" && redis === undefined
+        ? redactUrl(options.redisUrl)
+        : `${this.mode} ${describeClient(this.client)}`;
+    this.layout = new KeyLayout(options.prefix);
+    defineScripts(this.client);
+    this.client.on("error", (err: Error) => this.onClientError(err));
+    this.client.on("ready", () => {
+      this.connectedOnce = true;
+      if (this.reportedDown) {
+        this.reportedDown = false;
+        options.logger.info(`Redis at ${this.target} is reachable again`);
+      }
+    });
+
+    const nodes: RedlockNode[] = [];
+    if (options.lockNodes === undefined) {
+      nodes.push({ client: this.client, name: describeClient(this.client, this.urlOfDataNode()) });
+    } else {
+      for (const node of options.lockNodes) {
+        if (typeof node === "string") {
+          const client = new Redis(node, clientOptions(options));
+          client.on("error", () => {
+            // Counted per node by the lock manager; a dead lock node must not crash the process.
+          });
+          this.lockClients.push(client);
+          nodes.push({ client, name: describeClient(client, node) });
+        } else {
+          nodes.push({ client: node, name: describeClient(node) });
+        }
+      }
+    }
+    this.locks = new RedlockManager({
+      nodes,
+      key: (id, suffix) => this.layout.key(id, suffix),
+      notify: this.notify,
+      commandTimeout: options.commandTimeout,
+      logger: options.logger,
+    });
+  }
+
+  private urlOfDataNode(): string | undefined {
+    return this.options.redis === undefined ? this.options.redisUrl : undefined;
+  }
+
+  private onClientError(err: Error): void {
+    // Before the first connection the factory reports the failure (and the fallback) itself.
+    if (this.closed || this.reportedDown || !this.connectedOnce) return;
+    this.reportedDown = true;
+    // The message of a connection error names host and port, never a password.
+    this.options.logger.warn(`Redis at ${this.target} is unreachable: ${err.message}`);
+  }
+
+  /** Connects every client this store owns within `connectTimeout`, or throws ERR_BACKEND_UNAVAILABLE. */
+  async connect(): Promise<void> {
+    const clients: Client[] = [this.client, ...this.lockClients];
+    try {
+      await this.guard(
+        Promise.all(
+          clients.map(async (client) => {
+            if (client.status === "wait") await client.connect();
+            else if (client.status !== "ready") await waitReady(client);
+            await client.ping();
+          }),
+        ),
+        this.options.connectTimeout,
+      );
+    } catch (err) {
+      await this.disconnect();
+      throw err;
+    }
+  }
+
+  protected override redisInternals(): StoreInternals["redis"] {
+    return {
+      client: this.client,
+      key: (id, suffix) => this.layout.key(id, suffix),
+      prefix: this.options.prefix,
+      commandTimeout: this.options.commandTimeout,
+    };
+  }
+
+  /**
+   * Bounds a Redis call by the command timeout (the clients this store creates already enforce it
+   * through ioredis; Cluster and clients passed in by the user might queue) and turns any failure
+   * into ERR_BACKEND_UNAVAILABLE.
+   */
+  private async guard<T>(promise: Promise<T>, timeoutMs?: number): Promise<T> {
+    const bound =
+      timeoutMs ??
+      (this.ownsClient && this.mode !== "cluster" ? undefined : this.options.commandTimeout);
+    try {
+      if (bound === undefined) return await promise;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await Promise.race([
+          promise,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`no answer within ${bound} ms`)), bound);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    } catch (err) {
+      if (isSessionStoreError(err)) throw err;
+      if (this.closed) {
+        throw new SessionStoreError(ErrorCode.STORE_CLOSED, "The session store is disconnected", {
+          cause: err,
+        });
+      }
+      throw new SessionStoreError(
+        ErrorCode.BACKEND_UNAVAILABLE,
+        `Redis at ${this.target} is unavailable: ${(err as Error)?.message ?? String(err)}`,
+        { cause: err },
+      );
+    }
+  }
+
+  private get scripts(): ScriptCommands {
+    return this.client as unknown as ScriptCommands;
+  }
+
+  protected doGet(id: string): Promise<string | null> {
+    return this.guard(this.client.hget(this.layout.key(id), "d"));
+  }
+
+  protected async doSet(id: string, json: string, ttl: number): Promise<void> {
+    await this.guard(
+      this.scripts.mssSet(this.layout.key(id), json, Math.ceil(ttl * 1000), Date.now()),
+    );
+  }
+
+  protected doUpdate<T>(
+    id: string,
+    fn: (current: T | null) => T | Promise<T>,
+    ttl: number,
+  ): Promise<T> {
+    const key = this.layout.key(id);
+    // One update per id at a time in this process; compare-and-set settles it across processes.
+    return this.updates.run(id, async () => {
+      for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
+        this.open();
+        const [data, version, createdAt] = await this.guard(this.client.hmget(key, "d", "v", "c"));
+        const next = await fn(data === null || data === undefined ? null : decode<T>(data));
+        const json = this.encode(next);
+        this.open();
+        const result = await this.guard(
+          this.scripts.mssCas(
+            key,
+            version ?? "",
+            createdAt ?? "",
+            json,
+            Math.ceil(ttl * 1000),
+            Date.now(),
+          ),
+        );
+        if (result !== -1) return decode<T>(json);
+        // Another instance wrote in between: back off a little (jittered) and read again.
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.random() * Math.min(2 ** attempt, 50)),
+        );
+      }
+      throw new SessionStoreError(
+        ErrorCode.CONFLICT,
+        `updateSession: the session kept changing under the update; gave up after ${MAX_CAS_ATTEMPTS} attempts`,
+      );
+    });
+  }
+
+  protected async doDelete(id: string): Promise<boolean> {
+    return (await this.guard(this.client.del(this.layout.key(id)))) > 0;
+  }
+
+  protected async doHas(id: string): Promise<boolean> {
+    return (await this.guard(this.client.exists(this.layout.key(id)))) > 0;
+  }
+
+  protected async doTouch(id: string, ttl: number): Promise<boolean> {
+    return (
+      (await this.guard(this.client.pexpire(this.layout.key(id), Math.ceil(ttl * 1000)))) === 1
+    );
+  }
+
+  protected async doTtl(id: string): Promise<number | null> {
+    const ms = await this.guard(this.client.pttl(this.layout.key(id)));
+    if (ms === -2) return null;
+    // -1 (no expiry) cannot come from this store's writes; report it as unbounded.
+    return ms === -1 ? Number.POSITIVE_INFINITY : ms / 1000;
+  }
+
+  /** The clients SCAN has to visit: every master of a Cluster, else the one client. */
+  private scanTargets(): Redis[] {
+    return this.client instanceof Cluster ? this.client.nodes("master") : [this.client];
+  }
+
+  protected async *doList(limit: number): AsyncIterable<string> {
+    if (limit <= 0) return;
+    let n = 0;
+    for (const node of this.scanTargets()) {
+      let cursor = "0";
+      do {
+        this.open();
+        const [next, keys] = await this.guard(
+          node.scan(
+            cursor,
+            "MATCH",
+            this.layout.recordPattern,
+            "COUNT",
+            SCAN_COUNT,
+            "TYPE",
+            "hash",
+          ),
+        );
+        cursor = next;
+        for (const key of keys) {
+          const id = this.layout.idOf(key);
+          if (id === undefined) continue;
+          yield id;
+          if (++n >= limit) return;
+        }
+      } while (cursor !== "0");
+    }
+  }
+
+  protected async countSessions(options?: { maxKeys?: number }): Promise<number | null> {
+    const maxKeys = options?.maxKeys ?? Number.POSITIVE_INFINITY;
+    let n = 0;
+    for (const node of this.scanTargets()) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await this.guard(
+          node.scan(
+            cursor,
+            "MATCH",
+            this.layout.recordPattern,
+            "COUNT",
+            SCAN_COUNT,
+            "TYPE",
+            "hash",
+          ),
+        );
+        cursor = next;
+        n += keys.length;
+        if (n > maxKeys) return null;
+      } while (cursor !== "0");
+    }
+    return n;
+  }
+
+  protected async doHealth(): Promise<StoreHealth> {
+    const start = performance.now();
+    try {
+      await this.guard(this.client.ping(), this.options.commandTimeout);
+      return {
+        ok: true,
+        backend: "redis",
+        latencyMs: Math.round((performance.now() - start) * 1000) / 1000,
+        detail: `${this.mode} ${this.target}`,
+      };
+    } catch (err) {
+      return { ok: false, backend: "redis", detail: (err as Error).message };
+    }
+  }
+
+  protected async doClose(): Promise<void> {
+    const owned: Client[] = [...this.lockClients];
+    if (this.ownsClient) owned.push(this.client);
+    await Promise.all(
+      owned.map(async (client) => {
+        try {
+          if (client.status === "ready") await client.quit();
+          else client.disconnect();
+        } catch {
+          client.disconnect();
+        }
+      }),
+    );
+  }
+}
+
+function waitReady(client: Client): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onReady = () => {
+      client.off("end", onEnd);
+      resolve();
+    };
+    const onEnd = () => {
+      client.off("ready", onReady);
+      reject(new Error("connection ended"));
+    };
+    client.once("ready", onReady);
+    client.once("end", onEnd);
+  });
+}
