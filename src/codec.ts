@@ -34,11 +34,45 @@ function refuse(path: string, what: string): never {
 }
 
 /**
- * Refuses what would not survive a JSON round trip unchanged: functions, symbols, BigInt,
- * NaN/Infinity, undefined (whole value or array item), class instances (Date, Map, ...), cycles.
- * `undefined` object properties are dropped, as JSON.stringify does.
+ * Whether `value` survives a JSON round trip unchanged: no functions, symbols, BigInt, NaN/Infinity,
+ * undefined (whole value or array item), class instances (Date, Map, ...) or cycles. `undefined`
+ * object properties and symbol keys are allowed: they are dropped, as JSON.stringify does. No allocation on the
+ * way: this runs on every write.
  */
-function check(value: unknown, path: string, depth: number): void {
+function isJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return value - value === 0;
+    case "object": {
+      if (value === null) return true;
+      if (depth >= MAX_DEPTH) return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const item = value[i];
+          if (item === undefined || !isJson(item, depth + 1)) return false;
+        }
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      // The prototype is Object.prototype or null, so for-in sees the own enumerable keys that
+      // JSON.stringify writes (and is the fastest walk over them).
+      for (const key in value) {
+        const item = (value as Record<string, unknown>)[key];
+        if (item !== undefined && !isJson(item, depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** The path and kind of the first value `isJson` refuses (runs only on the error path). */
+function explain(value: unknown, path: string, depth: number): void {
   switch (typeof value) {
     case "string":
     case "boolean":
@@ -51,9 +85,8 @@ function check(value: unknown, path: string, depth: number): void {
       if (depth >= MAX_DEPTH) refuse(path, `nesting deeper than ${MAX_DEPTH} (or a cycle)`);
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          const item = value[i];
-          if (item === undefined) refuse(`${path}[${i}]`, "undefined");
-          check(item, `${path}[${i}]`, depth + 1);
+          if (value[i] === undefined) refuse(`${path}[${i}]`, "undefined");
+          explain(value[i], `${path}[${i}]`, depth + 1);
         }
         return;
       }
@@ -63,9 +96,8 @@ function check(value: unknown, path: string, depth: number): void {
       }
       for (const key of Object.keys(value)) {
         const item = (value as Record<string, unknown>)[key];
-        if (item !== undefined) check(item, `${path}.${key}`, depth + 1);
+        if (item !== undefined) explain(item, `${path}.${key}`, depth + 1);
       }
-      if (Object.getOwnPropertySymbols(value).length > 0) refuse(path, "a symbol key");
       return;
     }
     default:
@@ -76,7 +108,10 @@ function check(value: unknown, path: string, depth: number): void {
 /** Serializes a session value; throws `ERR_SERIALIZATION` or `ERR_PAYLOAD_TOO_LARGE`. */
 export function encode(value: unknown, maxPayloadBytes: number): string {
   if (value === undefined) refuse("", "undefined");
-  check(value, "", 0);
+  if (!isJson(value, 0)) {
+    explain(value, "", 0);
+    refuse("", "a value that does not survive a JSON round trip");
+  }
   const json = JSON.stringify(value);
   // Byte length only matters near the limit; a UTF-16 string has at most 3 bytes per unit.
   if (json.length * 3 > maxPayloadBytes) {

@@ -45,7 +45,7 @@ export abstract class BaseStore implements SessionStore {
 
   protected abstract readonly mode: StoreInternals["mode"];
   protected abstract doGet(id: string): Promise<string | null>;
-  protected abstract doSet(id: string, json: string, ttl: number): Promise<void>;
+  protected abstract doSet(id: string, json: string, ttl: number): Promise<unknown>;
   protected abstract doUpdate<T>(
     id: string,
     fn: (current: T | null) => T | Promise<T>,

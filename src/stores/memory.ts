@@ -15,6 +15,12 @@ interface MemoryRecord {
   updatedAt: number;
   /** Epoch ms. */
   expiresAt: number;
+  /**
+   * Time of this record's entry in the expiry heap. A longer expiry does not push a new entry:
+   * when the old one comes up, the sweeper re-queues the record at its current expiry. So the
+   * heap holds about one entry per record, however often sessions are rewritten or touched.
+   */
+  heapAt: number;
 }
 
 /** How often the sweeper runs, ms. Reads never see an expired record whatever this is. */
@@ -60,26 +66,33 @@ export class MemorySessionStore extends BaseStore {
     const now = Date.now();
     const previous = this.live(id, now);
     const expiresAt = now + ttl * 1000;
-    this.records.set(id, {
+    const record: MemoryRecord = {
       json,
       version: version ?? (previous?.version ?? 0) + 1,
       createdAt: previous?.createdAt ?? now,
       updatedAt: now,
       expiresAt,
-    });
-    this.schedule(id, expiresAt);
+      heapAt: previous?.heapAt ?? Number.POSITIVE_INFINITY,
+    };
+    this.records.set(id, record);
+    this.schedule(id, record);
   }
 
-  private schedule(id: string, expiresAt: number): void {
-    this.heap.push(expiresAt, id);
-    // Stale heap entries (from rewrites and touches) are dropped once they outnumber live ones.
+  private schedule(id: string, record: MemoryRecord): void {
+    if (record.heapAt <= record.expiresAt) return;
+    record.heapAt = record.expiresAt;
+    this.heap.push(record.expiresAt, id);
+    // Entries of deleted or shortened records are dropped once they outnumber live ones.
     if (this.heap.size > 2 * this.records.size + 1024) {
       this.heap.compact(this.entries());
     }
   }
 
   private *entries(): Iterable<[string, number]> {
-    for (const [id, record] of this.records) yield [id, record.expiresAt];
+    for (const [id, record] of this.records) {
+      record.heapAt = record.expiresAt;
+      yield [id, record.expiresAt];
+    }
   }
 
   /**
@@ -95,7 +108,14 @@ export class MemorySessionStore extends BaseStore {
       const at = this.heap.peekTime();
       this.heap.pop();
       const record = this.records.get(id);
-      if (record !== undefined && record.expiresAt === at) this.records.delete(id);
+      if (record !== undefined && record.heapAt === at) {
+        if (record.expiresAt <= now) this.records.delete(id);
+        else {
+          // Extended since it was queued: queue it again at its current expiry.
+          record.heapAt = Number.POSITIVE_INFINITY;
+          this.schedule(id, record);
+        }
+      }
       if (++n % 1024 === 0 && performance.now() - start > budgetMs) {
         if (this.sweeping === undefined && !this.closed) {
           this.sweeping = setImmediate(() => {
@@ -157,7 +177,7 @@ export class MemorySessionStore extends BaseStore {
     const record = this.live(id);
     if (record === undefined) return false;
     record.expiresAt = Date.now() + ttl * 1000;
-    this.schedule(id, record.expiresAt);
+    this.schedule(id, record);
     return true;
   }
 
@@ -187,6 +207,7 @@ export class MemorySessionStore extends BaseStore {
   protected async countSessions(): Promise<number> {
     const now = Date.now();
     if (this.heap.peekTime() > now) return this.records.size;
+    // heapAt <= expiresAt for every record, so nothing has expired while the top is in the future.
     // Some records expired since the last sweep: count them exactly.
     let expired = 0;
     for (const [, record] of this.records) if (record.expiresAt <= now) expired++;

@@ -211,37 +211,36 @@ export class RedisSessionStore extends BaseStore {
    * through ioredis; Cluster and clients passed in by the user might queue) and turns any failure
    * into ERR_BACKEND_UNAVAILABLE.
    */
-  private async guard<T>(promise: Promise<T>, timeoutMs?: number): Promise<T> {
+  private guard<T>(promise: Promise<T>, timeoutMs?: number): Promise<T> {
     const bound =
       timeoutMs ??
       (this.ownsClient && this.mode !== "cluster" ? undefined : this.options.commandTimeout);
-    try {
-      if (bound === undefined) return await promise;
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        return await Promise.race([
-          promise,
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`no answer within ${bound} ms`)), bound);
-          }),
-        ]);
-      } finally {
-        clearTimeout(timer);
-      }
-    } catch (err) {
-      if (isSessionStoreError(err)) throw err;
-      if (this.closed) {
-        throw new SessionStoreError(ErrorCode.STORE_CLOSED, "The session store is disconnected", {
-          cause: err,
-        });
-      }
-      throw new SessionStoreError(
-        ErrorCode.BACKEND_UNAVAILABLE,
-        `Redis at ${this.target} is unavailable: ${(err as Error)?.message ?? String(err)}`,
-        { cause: err },
-      );
-    }
+    if (bound === undefined) return promise.catch(this.fail);
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${bound} ms`)), bound);
+      }),
+    ])
+      .catch(this.fail)
+      .finally(() => clearTimeout(timer));
   }
+
+  /** Turns any Redis failure into ERR_BACKEND_UNAVAILABLE (ERR_STORE_CLOSED once disconnected). */
+  private readonly fail = (err: unknown): never => {
+    if (isSessionStoreError(err)) throw err;
+    if (this.closed) {
+      throw new SessionStoreError(ErrorCode.STORE_CLOSED, "The session store is disconnected", {
+        cause: err,
+      });
+    }
+    throw new SessionStoreError(
+      ErrorCode.BACKEND_UNAVAILABLE,
+      `Redis at ${this.target} is unavailable: ${(err as Error)?.message ?? String(err)}`,
+      { cause: err },
+    );
+  };
 
   private get scripts(): ScriptCommands {
     return this.client as unknown as ScriptCommands;
@@ -251,8 +250,8 @@ export class RedisSessionStore extends BaseStore {
     return this.guard(this.client.hget(this.layout.key(id), "d"));
   }
 
-  protected async doSet(id: string, json: string, ttl: number): Promise<void> {
-    await this.guard(
+  protected doSet(id: string, json: string, ttl: number): Promise<unknown> {
+    return this.guard(
       this.scripts.mssSet(this.layout.key(id), json, Math.ceil(ttl * 1000), Date.now()),
     );
   }
