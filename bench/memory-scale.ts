@@ -4,7 +4,7 @@
  *
  *   npm run bench:memory      (SESSIONS=1000000)
  */
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { createMemorySessionStore } from "../src/index.js";
 import { writeResults } from "./store.js";
 
@@ -28,6 +28,11 @@ console.error(`stored ${SESSIONS} in ${fillSeconds.toFixed(1)} s; rss ${mb(rss)}
 
 // Wait for every session to expire, measuring the event loop: a 1 ms interval's worst gap, and the
 // histogram of delays.
+const gcPauses: number[] = [];
+const gcObserver = new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcPauses.push(entry.duration);
+});
+gcObserver.observe({ entryTypes: ["gc"] });
 const histogram = monitorEventLoopDelay({ resolution: 5 });
 histogram.enable();
 let last = performance.now();
@@ -46,6 +51,7 @@ const left = await (async () => {
   return n;
 })();
 clearInterval(ticker);
+gcObserver.disconnect();
 histogram.disable();
 const result = {
   sessions: SESSIONS,
@@ -57,6 +63,7 @@ const result = {
   eventLoopDelayMaxMs: Math.round((histogram.max / 1e6) * 10) / 10,
   eventLoopDelayP99Ms: Math.round((histogram.percentile(99) / 1e6) * 10) / 10,
   sessionsLeftAfterExpiry: left,
+  longestGcPauseMs: Math.round(Math.max(0, ...gcPauses) * 10) / 10,
   rssAfterExpiryMB: mb(process.memoryUsage().rss),
 };
 await store.disconnect();

@@ -6,7 +6,7 @@ export {
   isRedisAvailable,
 } from "./factory.js";
 export { DEFAULTS } from "./options.js";
-// export { metricsHandler } from "./telemetry/http.js";
+export { metricsHandler } from "./telemetry/http.js";
 export { instrument } from "./telemetry/instrument.js";
 export type {
   Backend,

@@ -7,12 +7,10 @@ import { BaseStore } from "./base.js";
 import { ExpiryHeap } from "./expiry-heap.js";
 import { KeyedQueue } from "./keyed-queue.js";
 
+/** Kept small on purpose: a million sessions must fit in the memory they take as JSON plus little. */
 interface MemoryRecord {
   /** The serialized data: what a caller changes after `setSession` never reaches the store. */
   json: string;
-  version: number;
-  createdAt: number;
-  updatedAt: number;
   /** Epoch ms. */
   expiresAt: number;
   /**
@@ -62,16 +60,12 @@ export class MemorySessionStore extends BaseStore {
     return record;
   }
 
-  private write(id: string, json: string, ttl: number, version?: number): void {
+  private write(id: string, json: string, ttl: number): void {
     const now = Date.now();
     const previous = this.live(id, now);
-    const expiresAt = now + ttl * 1000;
     const record: MemoryRecord = {
       json,
-      version: version ?? (previous?.version ?? 0) + 1,
-      createdAt: previous?.createdAt ?? now,
-      updatedAt: now,
-      expiresAt,
+      expiresAt: now + ttl * 1000,
       heapAt: previous?.heapAt ?? Number.POSITIVE_INFINITY,
     };
     this.records.set(id, record);

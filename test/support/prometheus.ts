@@ -18,7 +18,12 @@ export const DASHBOARD_PATH = path.join(ROOT, "grafana/dashboards/mcp-session-st
 
 /** Absolute path of a required binary (PATH, then /usr/bin, /usr/sbin); throws when missing. */
 export function requireBinary(name: string): string {
-  const dirs = [...(process.env.PATH ?? "").split(path.delimiter), "/usr/bin", "/usr/sbin", "/usr/local/bin"];
+  const dirs = [
+    ...(process.env.PATH ?? "").split(path.delimiter),
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/local/bin",
+  ];
   for (const dir of dirs) {
     if (!dir) continue;
     const candidate = path.join(dir, name);
@@ -39,12 +44,20 @@ export interface RunResult {
 }
 
 /** Runs a binary to completion (never throws on a non-zero exit: the caller asserts the code). */
-export function run(file: string, args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  file: string,
+  args: string[],
+  options: { cwd?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     execFile(
       file,
       args,
-      { cwd: options.cwd ?? ROOT, timeout: options.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024 },
+      {
+        cwd: options.cwd ?? ROOT,
+        timeout: options.timeoutMs ?? 30_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
         if (err && typeof (err as { code?: unknown }).code !== "number") {
           reject(err);
@@ -128,9 +141,32 @@ export function substituteVariables(
 }
 
 const PROMQL_KEYWORDS = new Set([
-  "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values",
-  "group", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
-  "offset", "inf", "nan", "le",
+  "sum",
+  "min",
+  "max",
+  "avg",
+  "count",
+  "stddev",
+  "stdvar",
+  "topk",
+  "bottomk",
+  "quantile",
+  "count_values",
+  "group",
+  "by",
+  "without",
+  "on",
+  "ignoring",
+  "group_left",
+  "group_right",
+  "bool",
+  "and",
+  "or",
+  "unless",
+  "offset",
+  "inf",
+  "nan",
+  "le",
 ]);
 
 /**
@@ -143,7 +179,10 @@ export function metricNamesIn(expr: string): string[] {
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
     .replace(/\{[^}]*\}/g, " ")
     .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, " ")
-    .replace(/\[[^\]]*\]/g, " ");
+    .replace(/\[[^\]]*\]/g, " ")
+    .replace(/\boffset\s+-?[0-9a-z]+/gi, " ")
+    // numbers and durations (0.99, 1e-9, 5m)
+    .replace(/(^|[^a-zA-Z0-9_:])[0-9][0-9a-zA-Z.+-]*/g, "$1 ");
   const names = new Set<string>();
   for (const match of stripped.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
     const word = match[0];
@@ -179,7 +218,10 @@ export interface PrometheusHandle {
   readonly url: string;
   readonly port: number;
   /** Instant query; returns the `data` of the API answer, throws on an API error. */
-  query(expr: string): Promise<{ resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> }>;
+  query(expr: string): Promise<{
+    resultType: string;
+    result: Array<{ metric: Record<string, string>; value: [number, string] }>;
+  }>;
   /** GET an API path (e.g. `/api/v1/rules`) and return its `data`. */
   api<T = unknown>(pathAndQuery: string): Promise<T>;
   stop(): Promise<void>;
@@ -267,7 +309,8 @@ export async function startPrometheus(
   const api = async <T>(pathAndQuery: string): Promise<T> => {
     const res = await fetch(`${url}${pathAndQuery}`);
     const body = (await res.json()) as { status: string; data: T; error?: string };
-    if (body.status !== "success") throw new Error(`prometheus ${pathAndQuery}: ${body.error ?? res.status}`);
+    if (body.status !== "success")
+      throw new Error(`prometheus ${pathAndQuery}: ${body.error ?? res.status}`);
     return body.data;
   };
   return {
