@@ -1,0 +1,638 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
+import {
+  WebStandardStreamableHTTPServerTransport,
+  type WebStandardStreamableHTTPServerTransportOptions,
+} from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { hashId } from "../codec.js";
+import { isSessionStoreError } from "../errors.js";
+import { checkMs, checkTtl } from "../options.js";
+import type { Logger } from "../types.js";
+import { parseEventId, STANDALONE_STREAM_ID } from "./event-store.js";
+import type { McpServices } from "./services.js";
+import {
+  type ConnectableServer,
+  type LocalSession,
+  LocalSessions,
+  type McpSessionRecord,
+  recordOf,
+  storeRecord,
+} from "./sessions.js";
+import { mcpMetrics, safely } from "./support.js";
+
+/** Options of `createMcpHttpHandler`. */
+export interface McpHttpHandlerOptions {
+  /**
+   * Builds the MCP server of one session (an `McpServer` or a low-level `Server`), with its tools.
+   * Called at `initialize`, and again on any instance that rebuilds the session. Pass
+   * `services.taskStore` and `services.taskMessageQueue` to the server's options to share tasks.
+   */
+  createServer: (context: {
+    sessionId: string;
+    services: McpServices;
+  }) => ConnectableServer | Promise<ConnectableServer>;
+  /** From `registerRedisBackedServices`. */
+  services: McpServices;
+  /** New session ids (1..512 visible ASCII). @default crypto.randomUUID */
+  sessionIdGenerator?: () => string;
+  /** Session TTL in seconds, slid by every request. @default the store's `defaultTtl` */
+  sessionTtl?: number;
+  /** Sessions this instance keeps a live server + transport for (LRU). @default 1000 */
+  maxLocalSessions?: number;
+  /** A local transport idle this long (ms, no request in flight) is closed. @default 300000 */
+  idleTimeoutMs?: number;
+  /** Largest POST body, bytes. @default 4194304 (the SDK's default) */
+  maxBodyBytes?: number;
+  /** Store SSE events so clients can resume with `Last-Event-ID`, on any instance. @default true */
+  resumability?: boolean;
+  /**
+   * The identity a session is bound to, from the request's `auth` (set by your auth middleware):
+   * a request of another principal gets 404. @default auth?.clientId ?? null
+   */
+  principalOf?: (auth: AuthInfo | undefined) => string | null;
+  /** How long a resumed stream of a request running on another instance is followed, ms. @default 300000 */
+  maxResumeMs?: number;
+  /** Passed to every transport (DNS rebinding protection, JSON responses, retry, keep-alive). */
+  transportOptions?: Pick<
+    WebStandardStreamableHTTPServerTransportOptions,
+    | "allowedHosts"
+    | "allowedOrigins"
+    | "enableDnsRebindingProtection"
+    | "enableJsonResponse"
+    | "retryInterval"
+    | "keepAliveMs"
+  >;
+  /** @default the services' logger (console: warnings and errors) */
+  logger?: Logger;
+}
+
+/** A node:http / Express handler with shared sessions. */
+export interface McpHttpHandler {
+  (
+    req: IncomingMessage & { auth?: AuthInfo },
+    res: ServerResponse,
+    parsedBody?: unknown,
+  ): Promise<void>;
+  /** Sessions with a live transport on this instance. */
+  readonly localSessions: number;
+  /** Closes the local transports and servers (not the stored sessions, not the services). */
+  close(): Promise<void>;
+}
+
+const ID_PATTERN = /^[\x21-\x7e]{1,512}$/;
+const REPLAY_ID = "mcp-session-store:rebuild";
+const SSE_HEADERS = {
+  "content-type": "text/event-stream",
+  "cache-control": "no-cache, no-transform",
+  connection: "keep-alive",
+  "x-accel-buffering": "no",
+};
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly rpcCode: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const notFound = () => new HttpError(404, -32001, "Session not found");
+
+function sendError(res: ServerResponse, err: HttpError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({
+    jsonrpc: "2.0",
+    error: { code: err.rpcCode, message: err.message },
+    id: null,
+  });
+  res.writeHead(err.status, { "content-type": "application/json", ...err.headers });
+  res.end(body);
+}
+
+function isJsonContentType(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const type = (value.split(";")[0] ?? "").trim().toLowerCase();
+  return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"));
+}
+
+/** Reads and parses a JSON body, refusing more than `max` bytes. */
+async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
+  const tooLarge = () =>
+    new HttpError(413, -32000, `Payload Too Large: Request body must not exceed ${max} bytes`, {
+      connection: "close",
+    });
+  if (Number(req.headers["content-length"]) > max) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) throw tooLarge();
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks, size).toString("utf8"));
+  } catch {
+    throw new HttpError(400, -32700, "Parse error: Invalid JSON");
+  }
+}
+
+function webHeaders(req: IncomingMessage): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    // The body is handed over parsed: the framing headers describe nothing any more.
+    if (
+      value === undefined ||
+      name === "content-length" ||
+      name === "transfer-encoding" ||
+      name === "connection"
+    ) {
+      continue;
+    }
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else headers.set(name, value);
+  }
+  return headers;
+}
+
+function requestUrl(req: IncomingMessage): string {
+  try {
+    return new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`).toString();
+  } catch {
+    return "http://localhost/";
+  }
+}
+
+/** Writes a web `Response` to a node response; resolves when it ends or the client leaves. */
+async function pipeResponse(response: Response, res: ServerResponse): Promise<void> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
+  res.writeHead(response.status, headers);
+  if (response.body === null) {
+    res.end();
+    return;
+  }
+  res.flushHeaders();
+  const reader = response.body.getReader();
+  const cancel = () => {
+    reader.cancel().catch(() => {});
+  };
+  res.once("close", cancel);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!res.write(value)) {
+        await new Promise<void>((resolve) => {
+          const go = () => {
+            res.off("drain", go);
+            res.off("close", go);
+            resolve();
+          };
+          res.once("drain", go);
+          res.once("close", go);
+        });
+        if (res.destroyed) break;
+      }
+    }
+  } catch {
+    // The client went away (the reader was cancelled): nothing left to write.
+  } finally {
+    res.off("close", cancel);
+    if (!res.writableEnded) res.end();
+  }
+}
+
+function isResponseMessage(message: unknown): boolean {
+  return (
+    typeof message === "object" &&
+    message !== null &&
+    "id" in message &&
+    ("result" in message || "error" in message)
+  );
+}
+
+/** Messages of a transport response body: SSE `data:` lines or a JSON document. */
+function messagesOf(text: string, contentType: string | null): unknown[] {
+  if (contentType?.includes("application/json")) {
+    const parsed: unknown = JSON.parse(text);
+    return Array.isArray(parsed) ? parsed : [parsed];
+  }
+  const out: unknown[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("data:")) continue;
+    const data = line.slice(5).trim();
+    if (data !== "") out.push(JSON.parse(data));
+  }
+  return out;
+}
+
+/**
+ * A Streamable HTTP handler (node:http, Express) whose MCP sessions live in the shared store:
+ * any instance serves any session. At `initialize` it stores the session record (protocol
+ * version, client info and capabilities, principal, creation time); an instance that gets a
+ * request for a session it does not hold rebuilds the server and transport through public SDK
+ * calls (a transport whose `sessionIdGenerator` returns the stored id, fed the stored
+ * `initialize`), then serves the request. Unknown or deleted sessions get 404; DELETE ends the
+ * session everywhere; every request slides the TTL; a session answers only its principal.
+ *
+ * @example
+ * const services = await registerRedisBackedServices(null, { redisUrl: process.env.REDIS_URL });
+ * const handler = createMcpHttpHandler({
+ *   services,
+ *   createServer: () => {
+ *     const server = new McpServer({ name: "demo", version: "1.0.0" });
+ *     server.registerTool("echo", { inputSchema: { text: z.string() } }, async ({ text }) => ({
+ *       content: [{ type: "text", text }],
+ *     }));
+ *     return server;
+ *   },
+ * });
+ * http.createServer((req, res) => void handler(req, res)).listen(3000);
+ */
+export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHandler {
+  const { services, createServer } = options;
+  if (typeof createServer !== "function")
+    throw new TypeError('Invalid option "createServer": expected a function');
+  if (services === undefined || services.sessionStore === undefined) {
+    throw new TypeError(
+      'Invalid option "services": expected the result of registerRedisBackedServices',
+    );
+  }
+  const store = services.sessionStore;
+  const eventStore = (options.resumability ?? true) ? services.eventStore : undefined;
+  const logger = options.logger ?? services.logger;
+  const generate = options.sessionIdGenerator ?? randomUUID;
+  const sessionTtl =
+    options.sessionTtl === undefined ? undefined : checkTtl(options.sessionTtl, "sessionTtl");
+  const maxBodyBytes = checkMs(options.maxBodyBytes ?? 4 * 1024 * 1024, "maxBodyBytes");
+  const maxResumeMs = checkMs(options.maxResumeMs ?? 300_000, "maxResumeMs");
+  const principalOf =
+    options.principalOf ?? ((auth: AuthInfo | undefined) => auth?.clientId ?? null);
+  const metrics = mcpMetrics(services.registry);
+  const transportOptions = options.transportOptions ?? {};
+  const local = new LocalSessions({
+    maxLocalSessions: options.maxLocalSessions ?? 1000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
+    metrics,
+    onClosed: (session) => eventStore?.forgetLocal(session.id),
+  });
+  const adopting = new Map<string, Promise<LocalSession>>();
+  const followers = new Set<AbortController>();
+  let closed = false;
+
+  async function open(id: string, principal: string | null): Promise<LocalSession> {
+    const events = eventStore?.forSession(id);
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      ...transportOptions,
+      sessionIdGenerator: () => id,
+      ...(events === undefined ? {} : { eventStore: events }),
+    });
+    const server = await createServer({ sessionId: id, services });
+    const session: LocalSession = {
+      id,
+      server,
+      transport,
+      events,
+      principal,
+      lastUsed: Date.now(),
+      inflight: 0,
+      streaming: 0,
+      closed: false,
+    };
+    // Set before connect(): the SDK chains an existing onclose into its own.
+    transport.onclose = () => {
+      void local.drop(session);
+    };
+    await server.connect(transport);
+    return session;
+  }
+
+  /** Rebuilds a stored session here by replaying its initialize; throws if the SDK refuses it. */
+  async function rebuild(
+    id: string,
+    record: McpSessionRecord,
+    req: IncomingMessage,
+    auth: AuthInfo | undefined,
+  ) {
+    const session = await open(id, record.principal);
+    session.events?.mute(true);
+    try {
+      const response = await session.transport.handleRequest(
+        new Request(requestUrl(req), {
+          method: "POST",
+          headers: {
+            accept: "application/json, text/event-stream",
+            "content-type": "application/json",
+          },
+        }),
+        {
+          parsedBody: {
+            jsonrpc: "2.0",
+            id: REPLAY_ID,
+            method: "initialize",
+            params: {
+              protocolVersion: record.protocolVersion,
+              capabilities: record.capabilities,
+              clientInfo: record.clientInfo,
+            },
+          },
+          ...(auth === undefined ? {} : { authInfo: auth }),
+        },
+      );
+      const text = await response.text();
+      const messages =
+        response.status === 200 ? messagesOf(text, response.headers.get("content-type")) : [];
+      const reply = messages.find(
+        (m): m is { result: { protocolVersion?: unknown } } =>
+          typeof m === "object" &&
+          m !== null &&
+          (m as { id?: unknown }).id === REPLAY_ID &&
+          "result" in m,
+      );
+      if (
+        session.transport.sessionId !== id ||
+        typeof reply?.result?.protocolVersion !== "string"
+      ) {
+        throw new Error(
+          `the MCP SDK did not accept the replayed initialize (HTTP ${response.status}); ` +
+            "sessions cannot move between instances with this SDK version",
+        );
+      }
+    } catch (err) {
+      await local.drop(session);
+      logger.error(
+        `Could not rebuild MCP session ${hashId(id)} on this instance: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      throw new HttpError(
+        500,
+        -32603,
+        "Internal error: the session could not be restored on this instance",
+      );
+    } finally {
+      session.events?.mute(false);
+    }
+    safely(() => metrics.sessionsRebuilt.inc());
+    local.add(session);
+    return session;
+  }
+
+  function adopt(
+    id: string,
+    record: McpSessionRecord,
+    req: IncomingMessage,
+    auth: AuthInfo | undefined,
+  ) {
+    let pending = adopting.get(id);
+    if (pending === undefined) {
+      pending = rebuild(id, record, req, auth).finally(() => adopting.delete(id));
+      adopting.set(id, pending);
+    }
+    return pending;
+  }
+
+  async function serve(
+    session: LocalSession,
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: unknown,
+    auth: AuthInfo | undefined,
+  ): Promise<number> {
+    const standalone = req.method === "GET";
+    if (standalone) session.streaming++;
+    else session.inflight++;
+    try {
+      const response = await session.transport.handleRequest(
+        new Request(requestUrl(req), { method: req.method ?? "GET", headers: webHeaders(req) }),
+        {
+          ...(body === undefined ? {} : { parsedBody: body }),
+          ...(auth === undefined ? {} : { authInfo: auth }),
+        },
+      );
+      const status = response.status;
+      await pipeResponse(response, res);
+      return status;
+    } finally {
+      if (standalone) session.streaming--;
+      else session.inflight--;
+      session.lastUsed = Date.now();
+    }
+  }
+
+  async function initialize(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: { params: McpSessionRecord & Record<string, unknown> },
+    auth: AuthInfo | undefined,
+  ): Promise<void> {
+    const id = generate();
+    if (typeof id !== "string" || !ID_PATTERN.test(id)) {
+      throw new Error("sessionIdGenerator must return 1..512 visible ASCII characters");
+    }
+    const record: McpSessionRecord = {
+      protocolVersion: body.params.protocolVersion,
+      clientInfo: body.params.clientInfo,
+      capabilities: body.params.capabilities ?? {},
+      principal: principalOf(auth),
+      createdAt: Date.now(),
+    };
+    await storeRecord(store, id, record, sessionTtl);
+    let session: LocalSession;
+    try {
+      session = await open(id, record.principal);
+    } catch (err) {
+      await store.deleteSession(id).catch(() => false);
+      throw err;
+    }
+    local.add(session);
+    const status = await serve(session, req, res, body, auth);
+    if (status !== 200) {
+      // The SDK refused the initialize (bad Accept header, ...): nothing must stay behind.
+      await local.drop(session);
+      await store.deleteSession(id).catch(() => false);
+      return;
+    }
+    safely(() => metrics.sessionsCreated.inc());
+  }
+
+  /** A stored session this principal may use, or a 404. */
+  async function authorize(
+    id: string,
+    principal: string | null,
+  ): Promise<LocalSession | McpSessionRecord> {
+    const held = local.get(id);
+    if (held !== undefined) {
+      if (held.principal !== principal) throw notFound();
+      return held;
+    }
+    const record = recordOf(await store.getSession(id));
+    if (record === null || record.principal !== principal) throw notFound();
+    return record;
+  }
+
+  /**
+   * Resumes a request stream whose request runs (or ran) on another instance: replays the
+   * stored events after the cursor, then follows the store until the response arrives.
+   */
+  async function follow(id: string, lastEventId: string, res: ServerResponse): Promise<void> {
+    const events = eventStore;
+    if (events === undefined) return;
+    if ((await events.streamOf(id, lastEventId)) === undefined) {
+      throw new HttpError(400, -32000, "Invalid event ID format");
+    }
+    const abort = new AbortController();
+    followers.add(abort);
+    res.once("close", () => abort.abort());
+    res.writeHead(200, { ...SSE_HEADERS, "mcp-session-id": id });
+    res.flushHeaders();
+    const deadline = Date.now() + maxResumeMs;
+    let cursor = lastEventId;
+    let delay = 20;
+    try {
+      while (!abort.signal.aborted) {
+        const batch = (await events.eventsAfter(id, cursor)) ?? [];
+        let done = false;
+        for (const event of batch) {
+          res.write(
+            `event: message\nid: ${event.eventId}\ndata: ${JSON.stringify(event.message)}\n\n`,
+          );
+          cursor = event.eventId;
+          if (isResponseMessage(event.message)) done = true;
+        }
+        events.countReplayed(batch.length);
+        if (done || Date.now() >= deadline) break;
+        delay = batch.length > 0 ? 20 : Math.min(delay * 2, 500);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done_, delay);
+          function done_() {
+            clearTimeout(timer);
+            abort.signal.removeEventListener("abort", done_);
+            resolve();
+          }
+          abort.signal.addEventListener("abort", done_, { once: true });
+        });
+      }
+    } finally {
+      followers.delete(abort);
+      if (!res.writableEnded) res.end();
+    }
+  }
+
+  async function route(
+    req: IncomingMessage & { auth?: AuthInfo },
+    res: ServerResponse,
+    parsedBody: unknown,
+  ) {
+    if (closed) throw new HttpError(503, -32000, "Service Unavailable: shutting down");
+    const method = req.method ?? "GET";
+    if (method !== "GET" && method !== "POST" && method !== "DELETE") {
+      throw new HttpError(405, -32000, "Method not allowed.", { allow: "GET, POST, DELETE" });
+    }
+    const auth = req.auth;
+    let body = parsedBody;
+    if (method === "POST" && body === undefined) {
+      if (!isJsonContentType(req.headers["content-type"])) {
+        throw new HttpError(
+          415,
+          -32000,
+          "Unsupported Media Type: Content-Type must be application/json",
+        );
+      }
+      body = await readJson(req, maxBodyBytes);
+    }
+    const messages = method === "POST" ? (Array.isArray(body) ? body : [body]) : [];
+    const initializing = messages.some((m) => isInitializeRequest(m));
+    const rawId = req.headers["mcp-session-id"];
+
+    if (rawId === undefined) {
+      if (!initializing) {
+        throw new HttpError(400, -32000, "Bad Request: Mcp-Session-Id header is required");
+      }
+      if (messages.length > 1) {
+        throw new HttpError(
+          400,
+          -32600,
+          "Invalid Request: Only one initialization request is allowed",
+        );
+      }
+      await initialize(req, res, messages[0] as Parameters<typeof initialize>[2], auth);
+      return;
+    }
+    if (typeof rawId !== "string" || !ID_PATTERN.test(rawId)) {
+      throw new HttpError(400, -32000, "Bad Request: invalid Mcp-Session-Id header");
+    }
+    const id = rawId;
+    if (initializing)
+      throw new HttpError(400, -32600, "Invalid Request: Server already initialized");
+    const principal = principalOf(auth);
+    const found = await authorize(id, principal);
+    const held = "transport" in found ? found : undefined;
+
+    if (method === "DELETE") {
+      await store.deleteSession(id);
+      await eventStore?.deleteSession(id).catch((err: unknown) => {
+        logger.warn(`Could not delete the events of session ${hashId(id)}: ${String(err)}`);
+      });
+      if (held !== undefined) await local.drop(held);
+      res.writeHead(200).end();
+      return;
+    }
+    // Slides the TTL, and is how a DELETE on another instance is noticed here.
+    if (!(await store.touchSession(id, sessionTtl))) {
+      if (held !== undefined) await local.drop(held);
+      throw notFound();
+    }
+
+    const lastEventId = req.headers["last-event-id"];
+    if (method === "GET" && eventStore !== undefined && typeof lastEventId === "string") {
+      const cursor = parseEventId(lastEventId);
+      if (
+        cursor !== undefined &&
+        cursor.streamId !== STANDALONE_STREAM_ID &&
+        !eventStore.isActiveHere(id, cursor.streamId) &&
+        String(req.headers.accept ?? "").includes("text/event-stream")
+      ) {
+        await follow(id, lastEventId, res);
+        return;
+      }
+    }
+    const session = held ?? (await adopt(id, found as McpSessionRecord, req, auth));
+    if (session.closed) throw notFound();
+    await serve(session, req, res, body, auth);
+  }
+
+  const handler = (async (req, res, parsedBody) => {
+    try {
+      await route(req, res, parsedBody);
+    } catch (err) {
+      if (err instanceof HttpError) {
+        sendError(res, err);
+        return;
+      }
+      const unavailable = isSessionStoreError(err) && err.code === "ERR_BACKEND_UNAVAILABLE";
+      logger.error(`MCP request failed: ${err instanceof Error ? err.message : String(err)}`);
+      sendError(
+        res,
+        unavailable
+          ? new HttpError(503, -32000, "Service Unavailable: session store unavailable")
+          : new HttpError(500, -32603, "Internal error"),
+      );
+    }
+  }) as McpHttpHandler;
+  Object.defineProperty(handler, "localSessions", { get: () => local.size });
+  handler.close = async () => {
+    closed = true;
+    for (const abort of followers) abort.abort();
+    await local.close();
+  };
+  return handler;
+}

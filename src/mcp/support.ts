@@ -1,0 +1,156 @@
+import { createHash } from "node:crypto";
+import type { Cluster, Redis } from "ioredis";
+import { Counter, type Registry } from "prom-client";
+import { ErrorCode, SessionStoreError } from "../errors.js";
+import { internals, type SessionStore, type StoreInternals } from "../types.js";
+
+/** What the MCP stores need from a Redis-backed session store. */
+export type RedisAccess = NonNullable<StoreInternals["redis"]>;
+export type RedisClient = Redis | Cluster;
+
+/** The Redis client and key layout behind `store`, or `undefined` for a memory store. */
+export function redisAccessOf(store: SessionStore): RedisAccess | undefined {
+  const inner = (store as unknown as { [internals]?: StoreInternals })[internals];
+  return inner?.redis;
+}
+
+/**
+ * Runs one Redis call with the store's command timeout; any failure becomes
+ * `ERR_BACKEND_UNAVAILABLE` (the cause kept), so no call hangs and callers branch on one code.
+ */
+export async function redisCall<T>(
+  access: RedisAccess,
+  what: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      run(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${access.commandTimeout} ms`)),
+          access.commandTimeout,
+        );
+      }),
+    ]);
+  } catch (cause) {
+    if (cause instanceof SessionStoreError) throw cause;
+    throw new SessionStoreError(
+      ErrorCode.BACKEND_UNAVAILABLE,
+      `Redis ${what} failed: ${message(cause)}`,
+      {
+        cause,
+      },
+    );
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A Lua script with its SHA1, for EVALSHA. */
+export function lua(source: string): { source: string; sha: string } {
+  return { source, sha: createHash("sha1").update(source).digest("hex") };
+}
+
+/** Runs a Lua script by SHA, loading it on NOSCRIPT. */
+export async function evalScript(
+  client: RedisClient,
+  script: { source: string; sha: string },
+  keys: string[],
+  args: Array<string | number>,
+): Promise<unknown> {
+  try {
+    return await client.evalsha(script.sha, keys.length, ...keys, ...args);
+  } catch (err) {
+    if (err instanceof Error && err.message.includes("NOSCRIPT")) {
+      return client.eval(script.source, keys.length, ...keys, ...args);
+    }
+    throw err;
+  }
+}
+
+/** The counters of the MCP integration, registered once per registry. */
+export interface McpMetrics {
+  eventsStored: Counter<string>;
+  eventsReplayed: Counter<string>;
+  sessionsCreated: Counter<string>;
+  sessionsRebuilt: Counter<string>;
+  transportsEvicted: Counter<string>;
+  tasksCreated: Counter<"status">;
+  tasksFinished: Counter<"status">;
+}
+
+function counter<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[] = [],
+): Counter<L> {
+  // Several services may share one registry (one per process is the usual case).
+  const existing = registry.getSingleMetric(name);
+  if (existing !== undefined) return existing as Counter<L>;
+  return new Counter<L>({ name, help, labelNames, registers: [registry] });
+}
+
+const cache = new WeakMap<Registry, McpMetrics>();
+
+/** The MCP counters on `registry`, created on first use. */
+export function mcpMetrics(registry: Registry): McpMetrics {
+  let metrics = cache.get(registry);
+  if (metrics !== undefined) return metrics;
+  metrics = {
+    eventsStored: counter(
+      registry,
+      "mcp_session_store_mcp_events_stored_total",
+      "SSE events written to the event store (resumability).",
+    ),
+    eventsReplayed: counter(
+      registry,
+      "mcp_session_store_mcp_events_replayed_total",
+      "SSE events sent again to a client that resumed with Last-Event-ID.",
+    ),
+    sessionsCreated: counter(
+      registry,
+      "mcp_session_store_mcp_sessions_created_total",
+      "MCP sessions initialized on this instance.",
+    ),
+    sessionsRebuilt: counter(
+      registry,
+      "mcp_session_store_mcp_sessions_rebuilt_total",
+      "MCP sessions rebuilt on this instance from the shared store (adopted from another instance, or after eviction).",
+    ),
+    transportsEvicted: counter(
+      registry,
+      "mcp_session_store_mcp_transports_evicted_total",
+      "Local transports closed because they were idle or the cache was full (the session stays in the store).",
+    ),
+    tasksCreated: counter(
+      registry,
+      "mcp_session_store_mcp_tasks_created_total",
+      "Tasks created, by initial status.",
+      ["status"] as const,
+    ),
+    tasksFinished: counter(
+      registry,
+      "mcp_session_store_mcp_tasks_finished_total",
+      "Tasks that reached a terminal status (completed, failed, cancelled).",
+      ["status"] as const,
+    ),
+  };
+  cache.set(registry, metrics);
+  return metrics;
+}
+
+/** Runs a metric update; telemetry never throws into the caller. */
+export function safely(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // A metric must never change a result.
+  }
+}
