@@ -116,6 +116,29 @@ describe("the built package, imported by name", () => {
     expect(external).toContain("ioredis");
   });
 
+  it("loads ./mcp and ./otel by name, from import and from require", async () => {
+    writeFileSync(
+      join(dir, "subpaths.mjs"),
+      `import * as mcp from "mcp-session-store/mcp";
+import * as otel from "mcp-session-store/otel";
+import { createRequire } from "node:module";
+const require = createRequire(import.meta.url);
+const cjs = require("mcp-session-store/mcp");
+console.log(JSON.stringify({
+  mcp: [typeof mcp.registerRedisBackedServices, typeof mcp.createMcpHttpHandler, typeof mcp.createMcpEventStore],
+  otel: typeof otel.startTelemetry,
+  cjs: typeof cjs.registerRedisBackedServices,
+}));
+`,
+    );
+    const { stdout } = await run(process.execPath, ["subpaths.mjs"], { cwd: dir, timeout: 20_000 });
+    expect(JSON.parse(stdout.trim().split("\n").at(-1) as string)).toEqual({
+      mcp: ["function", "function", "function"],
+      otel: "function",
+      cjs: "function",
+    });
+  });
+
   it("exposes ./mcp and ./otel subpaths with types", async () => {
     const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
     for (const [, entry] of Object.entries(
