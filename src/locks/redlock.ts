@@ -35,7 +35,7 @@ const LINGER_MS = 10_000;
  */
 
 /** KEYS lock fence queue hb; ARGV value ttlMs ticket score hbMs incr. Returns {1, fence} | {0, pttl} | {-1, 0}. */
-const ACQUIRE = `
+export const ACQUIRE = `
 local ticket = ARGV[3]
 local now
 local function clock()
@@ -70,7 +70,7 @@ return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
 `;
 
 /** KEYS lock fence; ARGV value token. Raises the counter to token; 1 if we still hold the lock. */
-const FENCE = `
+export const FENCE = `
 if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], ARGV[2])
 end
@@ -79,13 +79,13 @@ return 0
 `;
 
 /** KEYS lock; ARGV value ttlMs. */
-const EXTEND = `
+export const EXTEND = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 `;
 
 /** KEYS lock queue; ARGV value channel. Deletes only our value, then wakes the head of the queue. */
-const RELEASE = `
+export const RELEASE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
@@ -94,7 +94,7 @@ return 1
 `;
 
 /** KEYS lock queue hb; ARGV ticket channel. Leaves the queue; wakes the new head if the lock is free. */
-const DEQUEUE = `
+export const DEQUEUE = `
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('HDEL', KEYS[3], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 0 then
