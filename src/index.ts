@@ -6,7 +6,9 @@ export {
   isRedisAvailable,
 } from "./factory.js";
 export { DEFAULTS } from "./options.js";
+export type { MetricsHandlerOptions } from "./telemetry/http.js";
 export { metricsHandler } from "./telemetry/http.js";
+export type { InstrumentedSessionStore } from "./telemetry/instrument.js";
 export { instrument } from "./telemetry/instrument.js";
 export type {
   Backend,

@@ -69,6 +69,8 @@ export interface ListOptions {
  */
 export interface SessionStore {
   readonly backend: Backend;
+  /** The prom-client registry of an instrumented store (the factories instrument by default). */
+  readonly registry?: Registry;
   /** The session's data, or `null` when absent or expired. */
   getSession<T = unknown>(id: string): Promise<T | null>;
   /** Stores `data` (any JSON value) with a TTL in seconds. */
@@ -170,6 +172,8 @@ export interface StoreObserver {
   lockLost?(): void;
   /** One Redlock node failed a command (node: redacted host:port). */
   redlockNodeError?(node: string): void;
+  /** Bytes (UTF-8) of the session JSON read by a get hit or written by set/update. */
+  payloadSize?(operation: "get" | "set" | "update", bytes: number): void;
 }
 
 /** @internal Key of `StoreInternals` on every store (and on an instrumented store, the inner one's). */

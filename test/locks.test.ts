@@ -42,7 +42,7 @@ interface Fixture {
 }
 
 function newCounts(): Counts {
-  return { lockContention: 0, lockRetry: 0, lockLost: 0, redlockNodeError: 0 };
+  return { lockContention: 0, lockRetry: 0, lockLost: 0, redlockNodeError: 0, payloadSize: 0 };
 }
 
 function recorder(counts: Counts): NotifyObservers {

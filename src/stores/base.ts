@@ -43,6 +43,11 @@ export abstract class BaseStore implements SessionStore {
     }
   };
 
+  /** Payload bytes for the instrumentation; not even measured when nobody observes. */
+  protected reportPayload(operation: "get" | "set" | "update", json: string): void {
+    if (this.observers.size > 0) this.notify("payloadSize", operation, Buffer.byteLength(json));
+  }
+
   protected abstract readonly mode: StoreInternals["mode"];
   protected abstract doGet(id: string): Promise<string | null>;
   protected abstract doSet(id: string, json: string, ttl: number): Promise<unknown>;
@@ -95,14 +100,18 @@ export abstract class BaseStore implements SessionStore {
     this.open();
     checkId(id);
     const json = await this.doGet(id);
-    return json === null ? null : decode<T>(json);
+    if (json === null) return null;
+    this.reportPayload("get", json);
+    return decode<T>(json);
   };
 
   setSession = async <T = unknown>(id: string, data: T, options?: SetOptions): Promise<void> => {
     this.open();
     checkId(id);
     const ttl = this.ttlOf(options);
-    await this.doSet(id, this.encode(data), ttl);
+    const json = this.encode(data);
+    await this.doSet(id, json, ttl);
+    this.reportPayload("set", json);
   };
 
   updateSession = async <T = unknown>(

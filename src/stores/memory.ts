@@ -147,6 +147,7 @@ export class MemorySessionStore extends BaseStore {
         const now = this.live(id);
         if (now === before) {
           this.write(id, json, ttl);
+          this.reportPayload("update", json);
           return decode<T>(json);
         }
       }

@@ -280,7 +280,10 @@ export class RedisSessionStore extends BaseStore {
             Date.now(),
           ),
         );
-        if (result !== -1) return decode<T>(json);
+        if (result !== -1) {
+          this.reportPayload("update", json);
+          return decode<T>(json);
+        }
         // Another instance wrote in between: back off a little (jittered) and read again.
         await new Promise((resolve) =>
           setTimeout(resolve, Math.random() * Math.min(2 ** attempt, 50)),
