@@ -7,6 +7,7 @@
  *   npm run bench:store            (BENCH_SECONDS=2 BENCH_ROUNDS=5 to change the run)
  */
 import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import {
@@ -16,6 +17,7 @@ import {
 } from "../src/index.js";
 import { SET_SCRIPT } from "../src/stores/scripts.js";
 import { startRedis } from "../test/support/redis.js";
+import { formatInstrumentBench, runInstrumentBench } from "./instrument.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -212,10 +214,21 @@ export function writeResults(name: string, data: unknown, markdown: string): str
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const results = await runStoreBench();
-  const md = `## Store throughput (get+set of a 1 KB session, ${SECONDS} s x ${ROUNDS} rounds, median)\n\n${table(results)}`;
+  console.error("instrumented vs bare ...");
+  const instrumented = await runInstrumentBench({ rounds: ROUNDS });
+  const md = [
+    `## Store throughput (get+set of a 1 KB session, ${SECONDS} s x ${ROUNDS} rounds, median)`,
+    table(results),
+    `## Instrumented vs bare (get+set, ${ROUNDS} rounds, median; tracing "on" = SDK tracer with a no-op exporter)`,
+    formatInstrumentBench(instrumented),
+  ].join("\n\n");
   const dir = writeResults(
     "store",
-    { machine: { cores: (await import("node:os")).cpus().length, node: process.version }, results },
+    {
+      machine: { cores: cpus().length, node: process.version },
+      results,
+      instrumented,
+    },
     md,
   );
   console.log(md);
