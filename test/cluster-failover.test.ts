@@ -1,19 +1,8 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisSessionStore, type SessionStore } from "../src/index.js";
+import { eventually } from "./support/eventually.js";
 import { type RedisClusterHandle, startRedisCluster } from "./support/redis.js";
-
-async function eventually<T>(check: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-}
 
 describe("Redis Cluster failover", () => {
   let cluster: RedisClusterHandle;

@@ -7,6 +7,7 @@ import {
   type Logger,
   type SessionStore,
 } from "../src/index.js";
+import { eventually } from "./support/eventually.js";
 import { freePort, type RedisNode, startRedis } from "./support/redis.js";
 
 const unhandled: unknown[] = [];
@@ -86,19 +87,6 @@ async function expectAllFail(store: SessionStore, code: string, withinMs: number
   );
   const health = await store.health();
   expect(health.ok).toBe(false);
-}
-
-async function eventually(check: () => Promise<unknown>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
 }
 
 describe("Redis dies under a running store", () => {

@@ -1,19 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisSessionStore, type SessionStore } from "../src/index.js";
 import { internals } from "../src/types.js";
+import { eventually } from "./support/eventually.js";
 import { type SentinelHandle, startRedisSentinel } from "./support/redis.js";
-
-async function eventually<T>(check: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-}
 
 describe("Redis Sentinel", () => {
   let sentinel: SentinelHandle;
@@ -36,9 +25,8 @@ describe("Redis Sentinel", () => {
 
   it("serves through the master Sentinel names, in sentinel mode", async () => {
     expect(store.backend).toBe("redis");
-    expect(store[internals as keyof SessionStore] as unknown as { mode: string }).toMatchObject({
-      mode: "sentinel",
-    });
+    const inner = (store as unknown as Record<symbol, { mode: string }>)[internals];
+    expect(inner).toMatchObject({ mode: "sentinel" });
     await store.setSession("s", { v: 1 });
     expect(await store.getSession("s")).toEqual({ v: 1 });
     const health = await store.health();

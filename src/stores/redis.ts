@@ -322,9 +322,8 @@ export class RedisSessionStore extends BaseStore {
     return this.client instanceof Cluster ? this.client.nodes("master") : [this.client];
   }
 
-  protected async *doList(limit: number): AsyncIterable<string> {
-    if (limit <= 0) return;
-    let n = 0;
+  /** Pages of record keys: SCAN MATCH over every master of a Cluster, else the one client. */
+  private async *scanPages(): AsyncGenerator<string[]> {
     for (const node of this.scanTargets()) {
       let cursor = "0";
       do {
@@ -341,37 +340,30 @@ export class RedisSessionStore extends BaseStore {
           ),
         );
         cursor = next;
-        for (const key of keys) {
-          const id = this.layout.idOf(key);
-          if (id === undefined) continue;
-          yield id;
-          if (++n >= limit) return;
-        }
+        yield keys;
       } while (cursor !== "0");
+    }
+  }
+
+  protected async *doList(limit: number): AsyncIterable<string> {
+    if (limit <= 0) return;
+    let n = 0;
+    for await (const keys of this.scanPages()) {
+      for (const key of keys) {
+        const id = this.layout.idOf(key);
+        if (id === undefined) continue;
+        yield id;
+        if (++n >= limit) return;
+      }
     }
   }
 
   protected async countSessions(options?: { maxKeys?: number }): Promise<number | null> {
     const maxKeys = options?.maxKeys ?? Number.POSITIVE_INFINITY;
     let n = 0;
-    for (const node of this.scanTargets()) {
-      let cursor = "0";
-      do {
-        const [next, keys] = await this.guard(
-          node.scan(
-            cursor,
-            "MATCH",
-            this.layout.recordPattern,
-            "COUNT",
-            SCAN_COUNT,
-            "TYPE",
-            "hash",
-          ),
-        );
-        cursor = next;
-        n += keys.length;
-        if (n > maxKeys) return null;
-      } while (cursor !== "0");
+    for await (const keys of this.scanPages()) {
+      n += keys.length;
+      if (n > maxKeys) return null;
     }
     return n;
   }

@@ -13,7 +13,7 @@ import {
 import { hashId } from "../codec.js";
 import { errorCodeOf } from "../errors.js";
 import type { Backend } from "../types.js";
-import type { Operation, Outcome } from "./metrics.js";
+import { OPERATIONS, type Operation, type Outcome } from "./metrics.js";
 
 /** What the global provider delegates to while no SDK is registered. */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
@@ -85,20 +85,7 @@ export class StoreTracing {
       Operation,
       { name: string; options: { kind: SpanKind; attributes: Attributes } }
     >;
-    for (const operation of [
-      "get",
-      "set",
-      "update",
-      "delete",
-      "has",
-      "touch",
-      "ttl",
-      "list",
-      "health",
-      "lock_acquire",
-      "lock_extend",
-      "lock_release",
-    ] as const) {
+    for (const operation of OPERATIONS) {
       options[operation] = {
         name: `session_store.${operation}`,
         options: {
