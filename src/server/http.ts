@@ -1,0 +1,236 @@
+/**
+ * The HTTP side of the reference server: routes (`/mcp`, `/metrics`, `/healthz`, `/readyz`),
+ * Host/Origin checks against DNS rebinding, CORS, timeouts, and graceful draining.
+ */
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { McpHttpHandler } from "../mcp/http.js";
+import { metricsHandler } from "../telemetry/http.js";
+import type { Logger, SessionStore } from "../types.js";
+import type { ServerConfig } from "./config.js";
+
+/** The running HTTP server. */
+export interface HttpApp {
+  readonly server: http.Server;
+  /** Stops accepting, ends SSE streams with a retry hint, waits for in-flight calls (bounded). */
+  drain(timeoutMs: number): Promise<{ finished: boolean; interrupted: number }>;
+  /** Whether `drain` has started. */
+  readonly draining: boolean;
+}
+
+interface Active {
+  res: ServerResponse;
+  /** A standalone GET stream: it never ends by itself. */
+  stream: boolean;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { "content-type": "application/json", ...headers });
+  res.end(JSON.stringify(body));
+}
+
+/** A JSON-RPC error body: what every refusal on /mcp looks like (never a stack trace). */
+function rpcError(res: ServerResponse, status: number, code: number, message: string): void {
+  sendJson(res, status, { jsonrpc: "2.0", error: { code, message }, id: null });
+}
+
+/** `host[:port]` or `[v6]:port` → the host name alone, lower case. */
+export function hostnameOf(hostHeader: string): string {
+  const value = hostHeader.trim().toLowerCase();
+  if (value.startsWith("[")) {
+    const end = value.indexOf("]");
+    return end === -1 ? value : value.slice(0, end + 1);
+  }
+  const colon = value.indexOf(":");
+  return colon === -1 ? value : value.slice(0, colon);
+}
+
+function isLocalOrigin(origin: string): boolean {
+  try {
+    const { hostname, protocol } = new URL(origin);
+    return (
+      (protocol === "http:" || protocol === "https:") &&
+      ["localhost", "127.0.0.1", "[::1]"].includes(hostname.toLowerCase())
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** Why a request must be refused (DNS rebinding, foreign origin), or null. */
+export function checkHostAndOrigin(
+  config: Pick<ServerConfig, "allowedHosts" | "allowedOrigins" | "allowLocalOrigins">,
+  headers: IncomingMessage["headers"],
+): string | null {
+  if (config.allowedHosts !== null) {
+    const host = headers.host;
+    if (host === undefined || !config.allowedHosts.includes(hostnameOf(host))) {
+      return "Invalid Host header";
+    }
+  }
+  const origin = headers.origin;
+  if (origin !== undefined && config.allowedOrigins !== null) {
+    const normalized = origin.toLowerCase().replace(/\/$/, "");
+    const allowed =
+      config.allowedOrigins.includes(normalized) ||
+      (config.allowLocalOrigins && isLocalOrigin(normalized));
+    if (!allowed) return "Invalid Origin header";
+  }
+  return null;
+}
+
+/** Builds the HTTP server (not listening yet). */
+export function createHttpApp(options: {
+  config: ServerConfig;
+  handler: McpHttpHandler;
+  store: SessionStore;
+  registry: Parameters<typeof metricsHandler>[0];
+  logger: Logger;
+}): HttpApp {
+  const { config, handler, store, logger } = options;
+  const metrics = metricsHandler(options.registry);
+  const active = new Set<Active>();
+  let draining = false;
+  let idle: (() => void) | undefined;
+
+  async function readiness(res: ServerResponse): Promise<void> {
+    if (draining) {
+      sendJson(res, 503, { status: "draining", backend: store.backend });
+      return;
+    }
+    try {
+      const health = await store.health();
+      sendJson(res, health.ok ? 200 : 503, {
+        status: health.ok ? "ready" : "unavailable",
+        backend: health.backend,
+        ...(health.latencyMs === undefined ? {} : { latencyMs: health.latencyMs }),
+        ...(health.ok || health.detail === undefined ? {} : { detail: health.detail }),
+      });
+    } catch {
+      sendJson(res, 503, { status: "unavailable", backend: store.backend });
+    }
+  }
+
+  function cors(req: IncomingMessage, res: ServerResponse): void {
+    const origin = req.headers.origin;
+    if (origin === undefined) return;
+    res.setHeader("access-control-allow-origin", origin);
+    res.setHeader("access-control-expose-headers", "mcp-session-id");
+    res.setHeader("vary", "origin");
+  }
+
+  async function serveMcp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const refused = checkHostAndOrigin(config, req.headers);
+    if (refused !== null) {
+      rpcError(res, 403, -32000, `Forbidden: ${refused}`);
+      return;
+    }
+    cors(req, res);
+    if (req.method === "OPTIONS") {
+      res.writeHead(204, {
+        "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
+        "access-control-allow-headers":
+          "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id",
+        "access-control-max-age": "600",
+      });
+      res.end();
+      return;
+    }
+    const stream = req.method === "GET";
+    if (draining && stream) {
+      // A new standalone stream here would be cut at once: send the client elsewhere.
+      res.setHeader("retry-after", "1");
+      rpcError(res, 503, -32000, "Service Unavailable: shutting down");
+      return;
+    }
+    const entry: Active = { res, stream };
+    active.add(entry);
+    try {
+      await handler(req, res);
+    } finally {
+      active.delete(entry);
+      if (draining && [...active].every((a) => a.stream)) idle?.();
+    }
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // A response ended by drain() may still be written to by the transport: never crash on it.
+    res.on("error", () => {});
+    if (draining) res.setHeader("connection", "close");
+    const path = (req.url ?? "/").split("?")[0];
+    const method = req.method ?? "GET";
+    if (path === "/mcp") {
+      await serveMcp(req, res);
+      return;
+    }
+    if (method !== "GET" && method !== "HEAD") {
+      sendJson(res, 405, { error: "Method Not Allowed" }, { allow: "GET, HEAD" });
+      return;
+    }
+    if (path === "/healthz") sendJson(res, 200, { status: "ok" });
+    else if (path === "/readyz") await readiness(res);
+    else if (path === "/metrics") metrics(req, res);
+    else sendJson(res, 404, { error: "Not Found" });
+  }
+
+  const server = http.createServer(
+    // How often Node looks for requests past requestTimeout (its default, 30 s, would let a
+    // short REQUEST_TIMEOUT_MS run up to 30 s late).
+    { connectionsCheckingInterval: Math.min(30_000, Math.max(100, config.requestTimeoutMs / 4)) },
+    (req, res) => {
+      route(req, res).catch((err: unknown) => {
+        logger.error(`request failed: ${err instanceof Error ? err.message : String(err)}`);
+        if (!res.headersSent) rpcError(res, 500, -32603, "Internal error");
+        else res.destroy();
+      });
+    },
+  );
+  // Slow clients: the whole request (headers and body) must arrive within REQUEST_TIMEOUT_MS.
+  // Responses (SSE streams, long tool calls) are not limited by it.
+  server.requestTimeout = config.requestTimeoutMs;
+  server.headersTimeout = Math.min(config.requestTimeoutMs, 60_000);
+  server.keepAliveTimeout = 5_000;
+
+  /** Ends an SSE stream with a `retry` hint: the client reconnects (elsewhere) and resumes. */
+  function endStream(res: ServerResponse): void {
+    if (res.writableEnded || res.destroyed) return;
+    if (res.headersSent && String(res.getHeader("content-type")).includes("text/event-stream")) {
+      res.write(`retry: ${config.sseRetryMs}\n\n`);
+      res.end();
+    } else {
+      res.destroy();
+    }
+  }
+
+  async function drain(timeoutMs: number) {
+    draining = true;
+    server.close();
+    server.closeIdleConnections();
+    for (const entry of active) if (entry.stream) endStream(entry.res);
+    const calls = () => [...active].filter((a) => !a.stream);
+    let timer: NodeJS.Timeout | undefined;
+    if (calls().length > 0) {
+      await new Promise<void>((resolve) => {
+        idle = resolve;
+        timer = setTimeout(resolve, timeoutMs);
+      });
+    }
+    clearTimeout(timer);
+    idle = undefined;
+    const left = [...active];
+    for (const entry of left) endStream(entry.res);
+    const interrupted = left.filter((a) => !a.stream).length;
+    return { finished: interrupted === 0, interrupted };
+  }
+
+  return {
+    server,
+    drain,
+    get draining() {
+      return draining;
+    },
+  };
+}

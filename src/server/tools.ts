@@ -1,0 +1,227 @@
+/**
+ * The demo tools of the reference server: each one exercises the session store.
+ *
+ * - `notes_put` / `notes_get`: data of the MCP session, kept in the session's own record (field
+ *   `notes`, next to the integration's `mcp` field), so any instance sees it and DELETE ends it.
+ * - `counter_increment`: a counter shared by every session and instance, incremented under
+ *   `withLock`; returns the value and the lock's fencing token.
+ * - `slow_task`: a long call that reports progress notifications.
+ * - `slow_task_async`: the same work as an SDK task (experimental tasks API), its state in the
+ *   shared task store; callable with or without task augmentation.
+ */
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
+import type { SessionStore } from "../types.js";
+
+/** Counters live 30 days after their last increment. */
+const COUNTER_TTL_SECONDS = 30 * 24 * 3600;
+const MAX_NOTES = 100;
+
+interface SessionData {
+  notes?: Record<string, string>;
+  [field: string]: unknown;
+}
+
+export interface DemoToolsContext {
+  store: SessionStore;
+  /** Session TTL in seconds (slid by each write). */
+  sessionTtl: number;
+  /** Name of this instance (host:port), returned by the tools so clients see who served them. */
+  instance: string;
+}
+
+function text(value: unknown): CallToolResult {
+  return {
+    content: [{ type: "text", text: JSON.stringify(value) }],
+    structuredContent: value as Record<string, unknown>,
+  };
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new Error("cancelled"));
+      return;
+    }
+    const timer = setTimeout(done, ms);
+    function done() {
+      signal?.removeEventListener("abort", abort);
+      resolve();
+    }
+    function abort() {
+      clearTimeout(timer);
+      reject(new Error("cancelled"));
+    }
+    signal?.addEventListener("abort", abort, { once: true });
+  });
+}
+
+/** Registers the demo tools on `server` (one MCP session's server). */
+export function registerDemoTools(server: McpServer, context: DemoToolsContext): void {
+  const { store, sessionTtl, instance } = context;
+
+  server.registerTool(
+    "notes_put",
+    {
+      title: "Store a note",
+      description:
+        "Stores a note under a key in this MCP session's data (shared by every server instance).",
+      inputSchema: {
+        key: z.string().min(1).max(128).describe("Name of the note"),
+        value: z.string().max(10_000).describe("Text of the note"),
+      },
+    },
+    async ({ key, value }, extra) => {
+      const sessionId = requireSession(extra.sessionId);
+      const data = await store.updateSession<SessionData>(
+        sessionId,
+        (current) => {
+          // The session was deleted (or expired) meanwhile: refuse rather than recreate it.
+          if (current === null) throw new Error("the MCP session no longer exists");
+          const notes = { ...(current.notes ?? {}) };
+          if (!(key in notes) && Object.keys(notes).length >= MAX_NOTES) {
+            throw new Error(`at most ${MAX_NOTES} notes per session`);
+          }
+          notes[key] = value;
+          return { ...current, notes };
+        },
+        { ttl: sessionTtl },
+      );
+      return text({ key, count: Object.keys(data.notes ?? {}).length, instance });
+    },
+  );
+
+  server.registerTool(
+    "notes_get",
+    {
+      title: "Read notes",
+      description: "Reads one note (by key) or all notes of this MCP session.",
+      inputSchema: {
+        key: z.string().min(1).max(128).optional().describe("Name of the note; all when absent"),
+      },
+    },
+    async ({ key }, extra) => {
+      const sessionId = requireSession(extra.sessionId);
+      const data = await store.getSession<SessionData>(sessionId);
+      const notes = data?.notes ?? {};
+      if (key === undefined) return text({ notes, instance });
+      return text({ key, value: Object.hasOwn(notes, key) ? notes[key] : null, instance });
+    },
+  );
+
+  server.registerTool(
+    "counter_increment",
+    {
+      title: "Increment a shared counter",
+      description:
+        "Increments a counter shared by all sessions and instances, under a distributed lock; returns the new value and the lock's fencing token.",
+      inputSchema: {
+        name: z
+          .string()
+          .regex(/^[\w.-]{1,64}$/)
+          .default("default")
+          .describe("Counter name (letters, digits, _ . -)"),
+      },
+    },
+    async ({ name }) => {
+      const id = `counter:${name}`;
+      const result = await store.withLock(
+        id,
+        async (lock) => {
+          const current = (await store.getSession<{ value: number }>(id))?.value ?? 0;
+          const value = current + 1;
+          await store.setSession(
+            id,
+            { value, fencingToken: lock.fencingToken },
+            {
+              ttl: COUNTER_TTL_SECONDS,
+            },
+          );
+          return { name, value, fencingToken: lock.fencingToken, instance };
+        },
+        { ttl: 10_000, waitTimeout: 10_000 },
+      );
+      return text(result);
+    },
+  );
+
+  const slowInput = {
+    steps: z.number().int().min(1).max(100).default(5).describe("Number of steps"),
+    stepMs: z.number().int().min(0).max(10_000).default(200).describe("Duration of a step, ms"),
+  };
+
+  server.registerTool(
+    "slow_task",
+    {
+      title: "A long call with progress",
+      description:
+        "Works for steps x stepMs milliseconds and sends a progress notification after each step (pass a progressToken).",
+      inputSchema: slowInput,
+    },
+    async ({ steps, stepMs }, extra) => {
+      const progressToken = extra._meta?.progressToken;
+      for (let step = 1; step <= steps; step++) {
+        await sleep(stepMs, extra.signal);
+        if (progressToken !== undefined) {
+          await extra.sendNotification({
+            method: "notifications/progress",
+            params: {
+              progressToken,
+              progress: step,
+              total: steps,
+              message: `step ${step} on ${instance}`,
+            },
+          });
+        }
+      }
+      return text({ steps, stepMs, instance });
+    },
+  );
+
+  server.experimental.tasks.registerToolTask(
+    "slow_task_async",
+    {
+      title: "A long call as a task",
+      description:
+        "The work of slow_task as an MCP task (experimental): with task augmentation it returns a task to poll; without, the server waits for the result.",
+      inputSchema: slowInput,
+      execution: { taskSupport: "optional" },
+    },
+    {
+      async createTask({ steps, stepMs }, { taskStore, taskRequestedTtl }) {
+        const task = await taskStore.createTask({
+          ttl: taskRequestedTtl ?? 10 * 60_000,
+          pollInterval: Math.max(50, Math.min(1000, stepMs)),
+        });
+        // The work runs on this instance; its state and result live in the shared task store.
+        const work = async () => {
+          for (let step = 1; step <= steps; step++) {
+            await sleep(stepMs);
+            await taskStore.updateTaskStatus(task.taskId, "working", `step ${step} of ${steps}`);
+          }
+          await taskStore.storeTaskResult(
+            task.taskId,
+            "completed",
+            text({ steps, stepMs, instance }),
+          );
+        };
+        void work().catch(() => {
+          // The task was cancelled or expired, or the store is down: nothing to report it to.
+        });
+        return { task };
+      },
+      async getTask(_args, { taskId, taskStore }) {
+        return taskStore.getTask(taskId);
+      },
+      async getTaskResult(_args, { taskId, taskStore }) {
+        return (await taskStore.getTaskResult(taskId)) as CallToolResult;
+      },
+    },
+  );
+}
+
+function requireSession(sessionId: string | undefined): string {
+  if (sessionId === undefined) throw new Error("this tool needs an MCP session");
+  return sessionId;
+}

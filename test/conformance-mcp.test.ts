@@ -1,0 +1,193 @@
+/**
+ * The MCP conformance suite (@modelcontextprotocol/conformance, server scenarios, `--suite all`)
+ * against the reference server in `MCP_PROFILE=conformance`: once against one instance (memory
+ * store), once against two instances sharing one Redis behind a real nginx round robin.
+ *
+ * The suite needs Node 22: it runs through `npx -y node@22` (downloaded from the npm registry
+ * the first time). Set CONFORMANCE_UPDATE=1 to rewrite conformance/results.json.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type NginxHandle, startNginx } from "./support/nginx.js";
+import { type RedisNode, startRedis } from "./support/redis.js";
+import { type ServerProcess, startServer } from "./support/server.js";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const CLI = path.join(
+  ROOT,
+  "node_modules",
+  "@modelcontextprotocol",
+  "conformance",
+  "dist",
+  "index.js",
+);
+const RUN_TIMEOUT_MS = 180_000;
+
+/**
+ * Scenarios that need a server-to-client request (sampling, elicitation) answered on the
+ * instance that sent it: the client POSTs its answer, the balancer may give it to the other
+ * instance, and the request on the first one never completes.
+ */
+const CROSS_INSTANCE_GAPS: Record<string, string> = {
+  "tools-call-sampling":
+    "sampling/createMessage is a server-to-client request: the client's answer is a new POST that round robin may route to the other instance, which has no pending request to resolve",
+  "tools-call-elicitation": "elicitation/create: same reason as sampling",
+  "elicitation-sep1034-defaults": "elicitation/create: same reason as sampling",
+  "elicitation-sep1330-enums": "elicitation/create: same reason as sampling",
+};
+
+interface ScenarioResult {
+  passed: number;
+  failed: number;
+  warnings: number;
+  status: "pass" | "fail";
+  failures: string[];
+  warningMessages: string[];
+  /** Tool results with `isError: true` inside passing checks (the check only wants content). */
+  toolErrors: string[];
+}
+
+async function runConformance(url: string): Promise<Record<string, ScenarioResult>> {
+  const out = mkdtempSync(path.join(os.tmpdir(), "mcp-conformance-"));
+  try {
+    const child = spawn(
+      "npx",
+      ["-y", "node@22", CLI, "server", "--url", url, "--suite", "all", "-o", out],
+      { cwd: out, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let log = "";
+    child.stdout.on("data", (c: Buffer) => {
+      log += c.toString();
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      log += c.toString();
+    });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => child.once("exit", () => resolve())),
+      new Promise<void>((_, reject) => {
+        timer = setTimeout(() => {
+          child.kill("SIGKILL");
+          reject(new Error(`the conformance run did not end within ${RUN_TIMEOUT_MS} ms:\n${log}`));
+        }, RUN_TIMEOUT_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    const results: Record<string, ScenarioResult> = {};
+    for (const dir of readdirSync(out)) {
+      const match = /^server-(.+)-\d{4}-\d{2}-\d{2}T/.exec(dir);
+      if (match?.[1] === undefined) continue;
+      const checks = JSON.parse(readFileSync(path.join(out, dir, "checks.json"), "utf8")) as Array<{
+        id: string;
+        status: string;
+        errorMessage?: string;
+        details?: { result?: { isError?: boolean; content?: Array<{ text?: string }> } };
+      }>;
+      const failures = checks
+        .filter((c) => c.status === "FAILURE")
+        .map((c) => `${c.id}: ${c.errorMessage ?? ""}`);
+      const warnings = checks.filter((c) => c.status === "WARNING");
+      results[match[1]] = {
+        passed: checks.filter((c) => c.status === "SUCCESS").length,
+        failed: failures.length,
+        warnings: warnings.length,
+        status: failures.length === 0 ? "pass" : "fail",
+        failures,
+        warningMessages: warnings.map((c) => `${c.id}: ${c.errorMessage ?? ""}`),
+        toolErrors: checks
+          // tools-call-error expects an error result; elsewhere one means the tool failed.
+          .filter((c) => c.id !== "tools-call-error" && c.details?.result?.isError === true)
+          .map((c) => `${c.id}: ${c.details?.result?.content?.[0]?.text ?? ""}`),
+      };
+    }
+    if (Object.keys(results).length === 0) throw new Error(`no scenario results:\n${log}`);
+    return results;
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+describe("MCP conformance (server scenarios)", () => {
+  let single: ServerProcess | undefined;
+  let redis: RedisNode | undefined;
+  const pair: ServerProcess[] = [];
+  let nginx: NginxHandle | undefined;
+  let one: Record<string, ScenarioResult> = {};
+  let two: Record<string, ScenarioResult> = {};
+
+  beforeAll(async () => {
+    single = await startServer({ env: { MCP_PROFILE: "conformance" } });
+    redis = await startRedis();
+    const env = { MCP_PROFILE: "conformance", REDIS_URL: redis.url, KEY_PREFIX: "conformance:" };
+    pair.push(await startServer({ env }), await startServer({ env }));
+    nginx = await startNginx(pair.map((s) => s.port));
+  }, 120_000);
+
+  afterAll(async () => {
+    await nginx?.stop();
+    await Promise.all([single?.stop(), ...pair.map((s) => s.stop())]);
+    await redis?.stop();
+  });
+
+  it("passes every scenario on one instance", { timeout: RUN_TIMEOUT_MS + 10_000 }, async () => {
+    one = await runConformance((single as ServerProcess).mcpUrl);
+    const failing = Object.entries(one).filter(
+      ([, r]) => r.status === "fail" || r.toolErrors.length > 0,
+    );
+    expect(failing).toEqual([]);
+    expect(Object.keys(one).length).toBeGreaterThanOrEqual(30);
+  });
+
+  it("passes the same scenarios on two instances behind nginx, except the known gaps", {
+    timeout: RUN_TIMEOUT_MS + 10_000,
+  }, async () => {
+    two = await runConformance(`${(nginx as NginxHandle).url}/mcp`);
+    expect(Object.keys(two).sort()).toEqual(Object.keys(one).sort());
+    const regressions = Object.entries(two)
+      .filter(
+        ([name, r]) =>
+          (r.status === "fail" || r.toolErrors.length > 0) && one[name]?.status === "pass",
+      )
+      .filter(([name]) => !(name in CROSS_INSTANCE_GAPS))
+      .map(([name, r]) => `${name}: ${r.failures.join("; ")}`);
+    expect(regressions).toEqual([]);
+    // Both instances served requests: the balancer really spread the sessions.
+    for (const server of pair) {
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).toMatch(/mcp_session_store_operation_duration_seconds_count\{[^}]*\} [1-9]/);
+    }
+    if (process.env.CONFORMANCE_UPDATE === "1") {
+      const names = Object.keys(one).sort();
+      const file = {
+        suite: "@modelcontextprotocol/conformance server --suite all",
+        version: JSON.parse(
+          readFileSync(
+            path.join(ROOT, "node_modules/@modelcontextprotocol/conformance/package.json"),
+            "utf8",
+          ),
+        ).version as string,
+        date: new Date().toISOString().slice(0, 10),
+        setups: {
+          one: "one instance, memory store",
+          two: "two instances, one Redis, nginx round robin without stickiness",
+        },
+        scenarios: Object.fromEntries(
+          names.map((name) => [
+            name,
+            {
+              one: one[name],
+              two: two[name],
+              ...(name in CROSS_INSTANCE_GAPS ? { knownGap: CROSS_INSTANCE_GAPS[name] } : {}),
+            },
+          ]),
+        ),
+      };
+      writeFileSync(
+        path.join(ROOT, "conformance", "results.json"),
+        `${JSON.stringify(file, null, 2)}\n`,
+      );
+    }
+  });
+});
