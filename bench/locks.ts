@@ -93,6 +93,8 @@ function percentile(sorted: number[], p: number): number {
   return sorted[i] as number;
 }
 
+const round3 = (n: number): number => Math.round(n * 1000) / 1000;
+
 function jain(xs: number[]): number {
   const sum = xs.reduce((a, b) => a + b, 0);
   const sq = xs.reduce((a, b) => a + b * b, 0);
@@ -115,6 +117,8 @@ interface RunStats {
   waitP99: number;
   waitMax: number;
   commandsPerGrant: number;
+  /** Grants of each contender, in process order (for the fairness chart). */
+  grantsPerContender: number[];
   waits: number[];
 }
 
@@ -170,6 +174,7 @@ async function runOnce(
     waitP99: percentile(waits, 99),
     waitMax: waits[waits.length - 1] ?? Number.NaN,
     commandsPerGrant: total === 0 ? Number.NaN : commands / total,
+    grantsPerContender: grants,
     waits,
   };
 }
@@ -190,6 +195,8 @@ interface Summary {
   waitP99: number;
   waitMax: number;
   commandsPerGrant: number;
+  /** Wait ms at the 0th, 1st, ..., 100th percentile of the pooled waits (the CDF, downsampled). */
+  waitCdf: number[];
 }
 
 function summarize(runs: RunStats[]): Summary {
@@ -213,6 +220,7 @@ function summarize(runs: RunStats[]): Summary {
     waitP99: percentile(waits, 99),
     waitMax: waits[waits.length - 1] ?? Number.NaN,
     commandsPerGrant: mean((r) => r.commandsPerGrant),
+    waitCdf: Array.from({ length: 101 }, (_, p) => round3(percentile(waits, p))),
   };
 }
 

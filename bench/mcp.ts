@@ -5,7 +5,8 @@
  *   - shared/redis: createMcpHttpHandler on a real redis-server
  * plus the cost of the first request on an instance that must rebuild the session from Redis.
  * Each server runs in its own child process; variants are interleaved in every run; medians of
- * `--runs` runs (default 3) are printed as Markdown and written to bench/results/mcp.json.
+ * `--runs` runs (default 3) are printed as Markdown and written to
+ * bench/results/<YYYY-MM-DD>/mcp.json and mcp.md.
  *
  *   node --import tsx bench/mcp.ts [--runs 3] [--duration 5]
  */
@@ -316,11 +317,13 @@ async function main(): Promise<void> {
     `| next (warm) | ${rebuild.warmP50.toFixed(2)} | ${rebuild.warmP99.toFixed(2)} |`,
   ];
   console.log(lines.join("\n"));
-  mkdirSync(path.join(here, "results"), { recursive: true });
+  const dir = path.join(here, "results", new Date().toISOString().slice(0, 10));
+  mkdirSync(dir, { recursive: true });
   writeFileSync(
-    path.join(here, "results", "mcp.json"),
+    path.join(dir, "mcp.json"),
     `${JSON.stringify({ node: process.version, runs, duration, connections: CONNECTIONS, rows, rebuild, raw: results, rebuilds }, null, 2)}\n`,
   );
+  writeFileSync(path.join(dir, "mcp.md"), `## MCP over Streamable HTTP\n\n${lines.join("\n")}\n`);
 }
 
 if (process.argv[2] === "serve") await serve(process.argv[3] ?? "baseline");
