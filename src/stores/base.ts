@@ -43,14 +43,20 @@ export abstract class BaseStore implements SessionStore {
     }
   };
 
+  /** The error a failed `doGet`/`doSet` rejects with (the backend maps its client's errors). */
+  protected failure(err: unknown): unknown {
+    return err;
+  }
+
   /** Payload bytes for the instrumentation; not even measured when nobody observes. */
   protected reportPayload(operation: "get" | "set" | "update", json: string): void {
     if (this.observers.size > 0) this.notify("payloadSize", operation, Buffer.byteLength(json));
   }
 
   protected abstract readonly mode: StoreInternals["mode"];
-  protected abstract doGet(id: string): Promise<string | null>;
-  protected abstract doSet(id: string, json: string, ttl: number): Promise<unknown>;
+  /** May answer synchronously (memory): the hot path then skips a promise hop. */
+  protected abstract doGet(id: string): string | null | Promise<string | null>;
+  protected abstract doSet(id: string, json: string, ttl: number): unknown;
   protected abstract doUpdate<T>(
     id: string,
     fn: (current: T | null) => T | Promise<T>,
@@ -99,7 +105,13 @@ export abstract class BaseStore implements SessionStore {
   getSession = async <T = unknown>(id: string): Promise<T | null> => {
     this.open();
     checkId(id);
-    const json = await this.doGet(id);
+    let json: string | null;
+    try {
+      const answer = this.doGet(id);
+      json = typeof answer === "object" && answer !== null ? await answer : answer;
+    } catch (err) {
+      throw this.failure(err);
+    }
     if (json === null) return null;
     this.reportPayload("get", json);
     return decode<T>(json);
@@ -110,7 +122,12 @@ export abstract class BaseStore implements SessionStore {
     checkId(id);
     const ttl = this.ttlOf(options);
     const json = this.encode(data);
-    await this.doSet(id, json, ttl);
+    try {
+      const done = this.doSet(id, json, ttl);
+      if (done instanceof Promise) await done;
+    } catch (err) {
+      throw this.failure(err);
+    }
     this.reportPayload("set", json);
   };
 

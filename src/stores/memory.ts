@@ -124,11 +124,11 @@ export class MemorySessionStore extends BaseStore {
     return true;
   }
 
-  protected async doGet(id: string): Promise<string | null> {
+  protected doGet(id: string): string | null {
     return this.live(id)?.json ?? null;
   }
 
-  protected async doSet(id: string, json: string, ttl: number): Promise<void> {
+  protected doSet(id: string, json: string, ttl: number): void {
     this.write(id, json, ttl);
   }
 

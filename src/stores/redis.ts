@@ -207,51 +207,59 @@ export class RedisSessionStore extends BaseStore {
   }
 
   /**
-   * Bounds a Redis call by the command timeout (the clients this store creates already enforce it
-   * through ioredis; Cluster and clients passed in by the user might queue) and turns any failure
-   * into ERR_BACKEND_UNAVAILABLE.
+   * Bounds a Redis call by the command timeout where ioredis does not already: the clients this
+   * store creates enforce it themselves, while Cluster and clients passed in by the user may queue.
    */
-  private guard<T>(promise: Promise<T>, timeoutMs?: number): Promise<T> {
+  private bounded<T>(promise: Promise<T>, timeoutMs?: number): Promise<T> {
     const bound =
       timeoutMs ??
       (this.ownsClient && this.mode !== "cluster" ? undefined : this.options.commandTimeout);
-    if (bound === undefined) return promise.catch(this.fail);
+    if (bound === undefined) return promise;
     let timer: NodeJS.Timeout | undefined;
     return Promise.race([
       promise,
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${bound} ms`)), bound);
       }),
-    ])
-      .catch(this.fail)
-      .finally(() => clearTimeout(timer));
+    ]).finally(() => clearTimeout(timer));
   }
 
-  /** Turns any Redis failure into ERR_BACKEND_UNAVAILABLE (ERR_STORE_CLOSED once disconnected). */
-  private readonly fail = (err: unknown): never => {
-    if (isSessionStoreError(err)) throw err;
+  /** `bounded`, and any failure turned into a library error (see `failure`). */
+  private guard<T>(promise: Promise<T>, timeoutMs?: number): Promise<T> {
+    return this.bounded(promise, timeoutMs).catch(this.fail);
+  }
+
+  /** ERR_BACKEND_UNAVAILABLE for any Redis failure (ERR_STORE_CLOSED once disconnected). */
+  protected override failure(err: unknown): unknown {
+    if (isSessionStoreError(err)) return err;
     if (this.closed) {
-      throw new SessionStoreError(ErrorCode.STORE_CLOSED, "The session store is disconnected", {
+      return new SessionStoreError(ErrorCode.STORE_CLOSED, "The session store is disconnected", {
         cause: err,
       });
     }
-    throw new SessionStoreError(
+    return new SessionStoreError(
       ErrorCode.BACKEND_UNAVAILABLE,
       `Redis at ${this.target} is unavailable: ${(err as Error)?.message ?? String(err)}`,
       { cause: err },
     );
+  }
+
+  private readonly fail = (err: unknown): never => {
+    throw this.failure(err);
   };
 
   private get scripts(): ScriptCommands {
     return this.client as unknown as ScriptCommands;
   }
 
+  // The hot path: BaseStore maps errors of get and set through `failure` itself, which saves a
+  // promise per call.
   protected doGet(id: string): Promise<string | null> {
-    return this.guard(this.client.hget(this.layout.key(id), "d"));
+    return this.bounded(this.client.hget(this.layout.key(id), "d"));
   }
 
   protected doSet(id: string, json: string, ttl: number): Promise<unknown> {
-    return this.guard(
+    return this.bounded(
       this.scripts.mssSet(this.layout.key(id), json, Math.ceil(ttl * 1000), Date.now()),
     );
   }
