@@ -1,7 +1,7 @@
 /**
  * Steady load for a chaos run: long-lived sessions (one per VU) doing write/read round trips
  * through nginx's round robin, so consecutive requests of one session land on different
- * instances. While it runs, kill things (docs/operations.md, "Failover drill"):
+ * instances. While it runs, kill things (README.md, "Failover drill"):
  *
  *   docker compose run --rm k6 run /load/failover.ts &
  *   docker compose kill redis-2          # one Redlock node: locks keep working (quorum 2/3)

@@ -1,7 +1,8 @@
 /**
  * The k6 scripts without a k6 binary: type-checked with @types/k6, bundled with esbuild with only
  * `k6*` external (no Node import can slip in), their options and thresholds validated, and the
- * pure protocol module they share exercised against a real MCP SDK server.
+ * pure protocol module they share exercised against the reference server (`npm start`, built and
+ * spawned) and against a bare MCP SDK server in both response modes (SSE and JSON).
  */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -32,6 +33,7 @@ import {
   toolResultText,
 } from "../load/lib/mcp-protocol.js";
 import { ROOT, run } from "./support/prometheus.js";
+import { type ServerProcess, startServer } from "./support/server.js";
 
 const LOAD = path.join(ROOT, "load");
 const SCRIPTS = readdirSync(LOAD).filter((f) => f.endsWith(".ts"));
@@ -311,6 +313,13 @@ describe("mcp-protocol helpers", () => {
       parseMcpResponse("text/event-stream", `event: message\ndata: ${JSON.stringify(msg)}\n\n`),
     ).toEqual([msg]);
     expect(parseMcpResponse("application/json", "")).toEqual([]);
+    // A resumable stream (event store, protocol 2025-11-25) opens with a priming event.
+    expect(
+      parseMcpResponse(
+        "text/event-stream",
+        `id: s1_1\nretry: 1000\ndata: \n\nid: s1_2\nevent: message\ndata: ${JSON.stringify(msg)}\n\n`,
+      ),
+    ).toEqual([msg]);
     expect(() => parseMcpResponse("text/html", "<html>")).toThrow(/content type/);
     expect(sessionIdFrom({ "mcp-session-id": "abc" })).toBe("abc");
     expect(sessionIdFrom({ "Mcp-Session-Id": ["def"] })).toBe("def");
@@ -492,4 +501,126 @@ describe.each([
     expect(after.status).toBe(404);
     await after.text();
   });
+});
+
+describe("mcp-protocol against the reference server (npm start, memory store)", () => {
+  let server: ServerProcess | undefined;
+
+  beforeAll(async () => {
+    server = await startServer();
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  let id = 0;
+  async function post(
+    body: unknown,
+    session?: { sessionId: string; protocolVersion: string },
+  ): Promise<{ status: number; contentType: string | undefined; text: string; headers: Headers }> {
+    const res = await fetch((server as ServerProcess).mcpUrl, {
+      method: "POST",
+      headers: mcpHeaders(session ?? {}),
+      body: JSON.stringify(body),
+    });
+    return {
+      status: res.status,
+      contentType: res.headers.get("content-type") ?? undefined,
+      text: await res.text(),
+      headers: res.headers,
+    };
+  }
+  async function call(
+    name: string,
+    args: Record<string, unknown>,
+    session: { sessionId: string; protocolVersion: string },
+    meta?: Record<string, unknown>,
+  ) {
+    const request = toolCallRequest(++id, name, args);
+    if (meta !== undefined) (request.params as { _meta?: unknown })._meta = meta;
+    const reply = await post(request, session);
+    expect(reply.status, name).toBe(200);
+    const messages = parseMcpResponse(reply.contentType, reply.text);
+    return { reply, messages, response: findResponse(messages, request.id) };
+  }
+
+  it("runs the whole session flow of the k6 scripts", async () => {
+    const s = server as ServerProcess;
+    const init = await post(initializeRequest(++id));
+    expect(init.status).toBe(200);
+    const sessionId = sessionIdFrom(Object.fromEntries(init.headers));
+    expect(sessionId).toMatch(/^[0-9a-f-]{36}$/);
+    const initResult = findResponse(parseMcpResponse(init.contentType, init.text), id);
+    expect(initResult?.result?.protocolVersion).toBe(LATEST_PROTOCOL_VERSION);
+    const session = { sessionId: sessionId as string, protocolVersion: LATEST_PROTOCOL_VERSION };
+
+    const ack = await post(initializedNotification(), session);
+    expect(ack.status).toBe(202);
+
+    const list = await post(listToolsRequest(++id), session);
+    const tools = findResponse(parseMcpResponse(list.contentType, list.text), id);
+    expect(
+      ((tools?.result?.tools ?? []) as Array<{ name: string }>).map((t) => t.name).sort(),
+    ).toEqual(["counter_increment", "notes_get", "notes_put", "slow_task", "slow_task_async"]);
+
+    const put = await call("notes_put", { key: "k", value: "v1" }, session);
+    expect(isToolSuccess(put.response)).toBe(true);
+    const got = await call("notes_get", { key: "k" }, session);
+    expect(JSON.parse(toolResultText(got.response) ?? "null")).toMatchObject({
+      key: "k",
+      value: "v1",
+    });
+
+    const first = await call("counter_increment", { name: "ops-load" }, session);
+    const second = await call("counter_increment", { name: "ops-load" }, session);
+    const values = [first, second].map(
+      (c) => (JSON.parse(toolResultText(c.response) ?? "null") as { value: number }).value,
+    );
+    expect(values).toEqual([1, 2]);
+
+    // Progress notifications come before the result on the same SSE stream, which opens with the
+    // resumability priming event (an id and empty data) that parseMcpResponse must skip.
+    const slow = await call("slow_task", { steps: 3, stepMs: 1 }, session, {
+      progressToken: "p1",
+    });
+    expect(slow.reply.contentType).toMatch(/^text\/event-stream/);
+    const events = parseSseEvents(slow.reply.text);
+    expect(events[0]?.data).toBe("");
+    expect(events[0]?.id).toBeTruthy();
+    expect(slow.messages.filter((m) => m.method === "notifications/progress")).toHaveLength(3);
+    expect(JSON.parse(toolResultText(slow.response) ?? "null")).toMatchObject({ steps: 3 });
+
+    // Resuming the finished stream with Last-Event-ID replays what followed the cursor.
+    const resumed = await fetch(s.mcpUrl, {
+      method: "GET",
+      headers: { ...mcpHeaders(session), "Last-Event-ID": events[0]?.id as string },
+    });
+    expect(resumed.status).toBe(200);
+    const replayed = parseMcpResponse(
+      resumed.headers.get("content-type") ?? undefined,
+      await resumed.text(),
+    );
+    expect(isToolSuccess(findResponse(replayed, slow.response?.id as number))).toBe(true);
+
+    // The task tool without task augmentation waits for its result.
+    const task = await call("slow_task_async", { steps: 2, stepMs: 1 }, session);
+    expect(isToolSuccess(task.response)).toBe(true);
+
+    // Invalid arguments and unknown tools are not successes.
+    const invalid = await call("notes_put", { key: "" }, session);
+    expect(isToolSuccess(invalid.response)).toBe(false);
+    const unknown = await call("no_such_tool", {}, session);
+    expect(isToolSuccess(unknown.response)).toBe(false);
+
+    // The server refuses requests without the session header once initialized.
+    const noSession = await post(toolCallRequest(++id, "notes_get", { key: "k" }));
+    expect(noSession.status).toBe(400);
+
+    const del = await fetch(s.mcpUrl, { method: "DELETE", headers: mcpHeaders(session) });
+    expect(del.status).toBe(200);
+    await del.text();
+    const after = await post(toolCallRequest(++id, "notes_get", { key: "k" }), session);
+    expect(after.status).toBe(404);
+  }, 30_000);
 });

@@ -177,8 +177,9 @@ export function parseMcpResponse(
   const text = body ?? "";
   const type = (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
   if (type === "text/event-stream") {
+    // A resumable stream opens with a priming event: an id and empty data, no message.
     return parseSseEvents(text)
-      .filter((e) => e.event === "message")
+      .filter((e) => e.event === "message" && e.data.trim() !== "")
       .map((e) => JSON.parse(e.data) as JsonRpcMessage);
   }
   if (type === "application/json") {

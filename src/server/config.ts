@@ -1,5 +1,5 @@
 /**
- * Configuration of the reference server, read from the environment (one table in docs/server.md).
+ * Configuration of the reference server, read from the environment (one table in the README).
  * Invalid values stop the server at start with a message naming the variable.
  */
 

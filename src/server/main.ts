@@ -2,7 +2,7 @@
  * The reference MCP server (`npm start`): Streamable HTTP on `/mcp` with sessions shared through
  * the session store, Prometheus metrics on `/metrics`, `/healthz` and `/readyz`, demo tools that
  * use the store, and a graceful shutdown on SIGTERM/SIGINT. Configured by environment variables
- * (see `loadConfig` and docs/server.md).
+ * (see `loadConfig` and the README).
  */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { collectDefaultMetrics } from "prom-client";

@@ -121,9 +121,13 @@ export function dashboardPanels(dashboard: Dashboard): DashboardPanel[] {
   return out;
 }
 
+/** The dashboard's template variables (all multi-value, "All" sends `.*`). */
+export type DashboardVariable = "job" | "instance" | "backend" | "operation";
+
 /**
  * A panel expression as Prometheus receives it: Grafana variables replaced by what Grafana sends
- * with "All" selected, and the interval macros by fixed durations.
+ * with "All" selected (or by the regex given in `values`, as a selection would), and the interval
+ * macros by fixed durations.
  */
 export function substituteVariables(
   expr: string,
@@ -132,12 +136,16 @@ export function substituteVariables(
     interval: "1s",
     range: "1m",
   },
+  values: Partial<Record<DashboardVariable, string>> = {},
 ): string {
   return expr
     .replaceAll("$__rate_interval", intervals.rateInterval)
     .replaceAll("$__interval", intervals.interval)
     .replaceAll("$__range", intervals.range)
-    .replace(/\$\{?(job|instance|backend|operation)\}?/g, ".*");
+    .replace(
+      /\$\{?(job|instance|backend|operation)\}?/g,
+      (_, name: DashboardVariable) => values[name] ?? ".*",
+    );
 }
 
 const PROMQL_KEYWORDS = new Set([
@@ -221,6 +229,14 @@ export interface PrometheusHandle {
   query(expr: string): Promise<{
     resultType: string;
     result: Array<{ metric: Record<string, string>; value: [number, string] }>;
+  }>;
+  /** Range query (`start`/`end` in epoch seconds, `step` in seconds), as a dashboard panel runs. */
+  queryRange(
+    expr: string,
+    range: { start: number; end: number; step: number },
+  ): Promise<{
+    resultType: string;
+    result: Array<{ metric: Record<string, string>; values: Array<[number, string]> }>;
   }>;
   /** GET an API path (e.g. `/api/v1/rules`) and return its `data`. */
   api<T = unknown>(pathAndQuery: string): Promise<T>;
@@ -318,6 +334,10 @@ export async function startPrometheus(
     port,
     api,
     query: (expr) => api(`/api/v1/query?query=${encodeURIComponent(expr)}`),
+    queryRange: (expr, { start, end, step }) =>
+      api(
+        `/api/v1/query_range?query=${encodeURIComponent(expr)}&start=${start}&end=${end}&step=${step}`,
+      ),
     stop,
   };
 }
