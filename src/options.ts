@@ -21,6 +21,8 @@ export const DEFAULTS = Object.freeze({
 /** Options with every default applied and validated. */
 export interface ResolvedOptions {
   redisUrl: string;
+  /** Whether `redisUrl` came from the caller (not the environment or the default). */
+  redisUrlGiven: boolean;
   redis: SessionStoreOptions["redis"];
   prefix: string;
   defaultTtl: number;
@@ -106,6 +108,7 @@ export function resolveOptions(options: SessionStoreOptions = {}): ResolvedOptio
   }
   return {
     redisUrl,
+    redisUrlGiven: options.redisUrl !== undefined,
     redis: options.redis,
     prefix,
     defaultTtl: positiveNumber(

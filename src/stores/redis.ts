@@ -112,7 +112,10 @@ export class RedisSessionStore extends BaseStore {
       });
       this.ownsClient = true;
     } else if (redis !== undefined) {
-      this.client = new Redis({ ...clientOptions(options), ...redis });
+      // ioredis options with an explicit URL: the URL says where, the options how (e.g. TLS CA).
+      this.client = options.redisUrlGiven
+        ? new Redis(options.redisUrl, { ...clientOptions(options), ...redis })
+        : new Redis({ ...clientOptions(options), ...redis });
       this.ownsClient = true;
     } else {
       this.client = new Redis(options.redisUrl, clientOptions(options));
@@ -125,7 +128,7 @@ export class RedisSessionStore extends BaseStore {
           ? "sentinel"
           : "standalone";
     this.target =
-      this.mode === "standalone" && redis === undefined
+      this.mode === "standalone" && (redis === undefined || options.redisUrlGiven)
         ? redactUrl(options.redisUrl)
         : `${this.mode} ${describeClient(this.client)}`;
     this.layout = new KeyLayout(options.prefix);
