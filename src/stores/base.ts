@@ -24,6 +24,9 @@ export abstract class BaseStore implements SessionStore {
   abstract readonly backend: Backend;
   protected readonly options: ResolvedOptions;
   protected closed = false;
+  /** Backend calls in flight and completed (get/set here; the Redis store's watchdog reads them). */
+  protected inflight = 0;
+  protected completed = 0;
   private closing: Promise<void> | undefined;
   private readonly observers = new Set<StoreObserver>();
   protected abstract readonly locks: LockManager;
@@ -106,11 +109,15 @@ export abstract class BaseStore implements SessionStore {
     this.open();
     checkId(id);
     let json: string | null;
+    this.inflight++;
     try {
       const answer = this.doGet(id);
       json = typeof answer === "object" && answer !== null ? await answer : answer;
     } catch (err) {
       throw this.failure(err);
+    } finally {
+      this.inflight--;
+      this.completed++;
     }
     if (json === null) return null;
     this.reportPayload("get", json);
@@ -122,11 +129,15 @@ export abstract class BaseStore implements SessionStore {
     checkId(id);
     const ttl = this.ttlOf(options);
     const json = this.encode(data);
+    this.inflight++;
     try {
       const done = this.doSet(id, json, ttl);
       if (done instanceof Promise) await done;
     } catch (err) {
       throw this.failure(err);
+    } finally {
+      this.inflight--;
+      this.completed++;
     }
     this.reportPayload("set", json);
   };

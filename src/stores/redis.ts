@@ -11,6 +11,8 @@ import { CAS_SCRIPT, SET_SCRIPT } from "./scripts.js";
 
 type Client = Redis | Cluster;
 
+/** The watchdog looks this many times per commandTimeout. */
+const WATCH_TICKS = 8;
 /** How many times `updateSession` retries a compare-and-set before `ERR_CONFLICT`. */
 const MAX_CAS_ATTEMPTS = 32;
 const SCAN_COUNT = 1000;
@@ -32,7 +34,9 @@ export function clientOptions(options: ResolvedOptions): RedisOptions {
   return {
     lazyConnect: true,
     connectTimeout: options.connectTimeout,
-    commandTimeout: options.commandTimeout,
+    // No per-command `commandTimeout` (a timer per command costs several percent of throughput):
+    // the store's watchdog detects a server that stopped answering (see RedisSessionStore), and
+    // the lock manager bounds its own commands.
     // Fail fast while disconnected instead of queueing: a call never waits for a reconnect, and a
     // write that timed out for its caller is never sent later.
     enableOfflineQueue: false,
@@ -92,6 +96,11 @@ export class RedisSessionStore extends BaseStore {
   private readonly target: string;
   private reportedDown = false;
   private connectedOnce = false;
+  /** Every call is raced against commandTimeout: a Cluster, or a client passed in by the user. */
+  private readonly timed: boolean;
+  private readonly watchdog: NodeJS.Timeout | undefined;
+  private seen = 0;
+  private stalled = 0;
 
   constructor(options: ResolvedOptions) {
     super(options);
@@ -132,6 +141,11 @@ export class RedisSessionStore extends BaseStore {
         ? redactUrl(options.redisUrl)
         : `${this.mode} ${describeClient(this.client)}`;
     this.layout = new KeyLayout(options.prefix);
+    this.timed = !this.ownsClient || this.mode === "cluster";
+    if (!this.timed) {
+      this.watchdog = setInterval(this.watch, Math.max(5, options.commandTimeout / WATCH_TICKS));
+      this.watchdog.unref();
+    }
     defineScripts(this.client);
     this.client.on("error", (err: Error) => this.onClientError(err));
     this.client.on("ready", () => {
@@ -210,26 +224,59 @@ export class RedisSessionStore extends BaseStore {
   }
 
   /**
-   * Bounds a Redis call by the command timeout where ioredis does not already: the clients this
-   * store creates enforce it themselves, while Cluster and clients passed in by the user may queue.
+   * One timer per store instead of one per command: when store calls are in flight and none has
+   * completed for 7/8 of commandTimeout, the server has stopped answering (a frozen process, a
+   * dead peer that sent no RST): the socket is destroyed, which rejects every call in flight
+   * (ERR_BACKEND_UNAVAILABLE) within commandTimeout, and ioredis reconnects by itself.
    */
-  private bounded<T>(promise: Promise<T>, timeoutMs?: number): Promise<T> {
-    const bound =
-      timeoutMs ??
-      (this.ownsClient && this.mode !== "cluster" ? undefined : this.options.commandTimeout);
-    if (bound === undefined) return promise;
+  private readonly watch = (): void => {
+    if (this.inflight === 0 || this.completed !== this.seen) {
+      this.seen = this.completed;
+      this.stalled = 0;
+      return;
+    }
+    if (++this.stalled < WATCH_TICKS - 1) return;
+    this.stalled = 0;
+    this.options.logger.warn(
+      `Redis at ${this.target} answered nothing for ${this.options.commandTimeout} ms; reconnecting`,
+    );
+    (this.client as Redis & { stream?: { destroy(): void } }).stream?.destroy();
+  };
+
+  /** Races a call against `timeoutMs`. */
+  private race<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     return Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${bound} ms`)), bound);
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
       }),
     ]).finally(() => clearTimeout(timer));
   }
 
-  /** `bounded`, and any failure turned into a library error (see `failure`). */
+  /** The hot path (get, set): BaseStore counts the call and maps its errors. */
+  private bounded<T>(promise: Promise<T>): Promise<T> {
+    return this.timed ? this.race(promise, this.options.commandTimeout) : promise;
+  }
+
+  /** Any other call: bounded by the watchdog or a race, errors turned into library errors. */
   private guard<T>(promise: Promise<T>, timeoutMs?: number): Promise<T> {
-    return this.bounded(promise, timeoutMs).catch(this.fail);
+    if (timeoutMs !== undefined || this.timed) {
+      return this.race(promise, timeoutMs ?? this.options.commandTimeout).catch(this.fail);
+    }
+    this.inflight++;
+    return promise.then(
+      (value) => {
+        this.inflight--;
+        this.completed++;
+        return value;
+      },
+      (err: unknown) => {
+        this.inflight--;
+        this.completed++;
+        throw this.failure(err);
+      },
+    );
   }
 
   /** ERR_BACKEND_UNAVAILABLE for any Redis failure (ERR_STORE_CLOSED once disconnected). */
@@ -395,6 +442,7 @@ export class RedisSessionStore extends BaseStore {
   }
 
   protected async doClose(): Promise<void> {
+    clearInterval(this.watchdog);
     const owned: Client[] = [...this.lockClients];
     if (this.ownsClient) owned.push(this.client);
     await Promise.all(
