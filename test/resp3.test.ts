@@ -135,37 +135,24 @@ async function scenario(client: RawClient, tag: string): Promise<Value[]> {
   out.push(await client.call("HGET", key, "d"));
   const mine = randomBytes(20).toString("hex");
   const theirs = randomBytes(20).toString("hex");
-  const acquired = (await client.call(
-    "EVAL",
-    ACQUIRE,
-    4,
-    lock,
-    fence,
-    queue,
-    hb,
-    mine,
-    10_000,
-    "",
-    now,
-    3000,
-    "1",
-  )) as number[];
-  out.push(acquired);
-  const held = (await client.call(
-    "EVAL",
-    ACQUIRE,
-    4,
-    lock,
-    fence,
-    queue,
-    hb,
-    theirs,
-    10_000,
-    "t1",
-    now,
-    3000,
-    "1",
-  )) as number[];
+  const acquire = (value: string, ticket: string, score: number) =>
+    client.call(
+      "EVAL",
+      ACQUIRE,
+      4,
+      lock,
+      fence,
+      queue,
+      hb,
+      value,
+      10_000,
+      ticket,
+      score,
+      3000,
+      "1",
+    );
+  out.push(await acquire(mine, "", now));
+  const held = (await acquire(theirs, "t1", now)) as number[];
   out.push([held[0] as number, (held[1] as number) > 9000]);
   out.push(await client.call("EVAL", FENCE, 2, lock, fence, mine, 7));
   out.push(await client.call("GET", fence));
@@ -175,40 +162,8 @@ async function scenario(client: RawClient, tag: string): Promise<Value[]> {
   out.push(await client.call("EVAL", RELEASE, 2, lock, queue, mine, "chan"));
   out.push(await client.call("EVAL", RELEASE, 2, lock, queue, mine, "chan"));
   // The queued ticket "t1" is the head now: only it may take the free lock.
-  out.push(
-    await client.call(
-      "EVAL",
-      ACQUIRE,
-      4,
-      lock,
-      fence,
-      queue,
-      hb,
-      mine,
-      10_000,
-      "t2",
-      now + 5,
-      3000,
-      "1",
-    ),
-  );
-  out.push(
-    await client.call(
-      "EVAL",
-      ACQUIRE,
-      4,
-      lock,
-      fence,
-      queue,
-      hb,
-      theirs,
-      10_000,
-      "t1",
-      now,
-      3000,
-      "1",
-    ),
-  );
+  out.push(await acquire(mine, "t2", now + 5));
+  out.push(await acquire(theirs, "t1", now));
   return out;
 }
 
