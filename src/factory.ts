@@ -3,8 +3,11 @@ import { ErrorCode, isSessionStoreError, SessionStoreError } from "./errors.js";
 import { type ResolvedOptions, redactUrl, resolveOptions } from "./options.js";
 import { MemorySessionStore } from "./stores/memory.js";
 import { RedisSessionStore } from "./stores/redis.js";
-import { instrument } from "./telemetry/instrument.js";
+import { type InstrumentedSessionStore, instrument } from "./telemetry/instrument.js";
 import type { SessionStore, SessionStoreOptions } from "./types.js";
+
+/** Options that turn instrumentation off: the factories then return the bare store. */
+type Uninstrumented = SessionStoreOptions & { instrumentation: false };
 
 function finish(store: SessionStore, options: ResolvedOptions): SessionStore {
   return options.instrumentation === false
@@ -19,6 +22,8 @@ function finish(store: SessionStore, options: ResolvedOptions): SessionStore {
  * @example
  * const store = createMemorySessionStore({ prefix: "dev:", defaultTtl: 3600 });
  */
+export function createMemorySessionStore(options: Uninstrumented): SessionStore;
+export function createMemorySessionStore(options?: SessionStoreOptions): InstrumentedSessionStore;
 export function createMemorySessionStore(options?: SessionStoreOptions): SessionStore {
   const resolved = resolveOptions(options);
   return finish(new MemorySessionStore(resolved), resolved);
@@ -48,6 +53,10 @@ export async function createRedisSessionStore(
  * @example
  * const store = await createSessionStore({ redisUrl: "redis://localhost:6379", prefix: "mcp:", defaultTtl: 3600, verbose: true });
  */
+export function createSessionStore(options: Uninstrumented): Promise<SessionStore>;
+export function createSessionStore(
+  options?: SessionStoreOptions,
+): Promise<InstrumentedSessionStore>;
 export async function createSessionStore(options?: SessionStoreOptions): Promise<SessionStore> {
   const resolved = resolveOptions(options);
   const { logger } = resolved;
