@@ -133,6 +133,19 @@ function toTask(hash: Record<string, string>): Task {
  * key and cannot see it; status transitions are Lua scripts (a terminal status never changes);
  * every key has an expiry.
  */
+/** A new task in status "working": the same shape on both backends. */
+function newTask(taskParams: CreateTaskOptions, now: number): Task {
+  const createdAt = new Date(now).toISOString();
+  return {
+    taskId: randomBytes(16).toString("hex"),
+    status: "working",
+    ttl: taskParams.ttl ?? null,
+    createdAt,
+    lastUpdatedAt: createdAt,
+    pollInterval: taskParams.pollInterval ?? 1000,
+  };
+}
+
 export class RedisTaskStore implements TaskStore {
   private readonly metrics: McpMetrics | undefined;
 
@@ -158,18 +171,9 @@ export class RedisTaskStore implements TaskStore {
     request: Request,
     sessionId?: string,
   ): Promise<Task> {
-    const taskId = randomBytes(16).toString("hex");
-    const now = new Date();
-    const createdAt = now.toISOString();
-    const ttl = taskParams.ttl ?? null;
-    const task: Task = {
-      taskId,
-      status: "working",
-      ttl,
-      createdAt,
-      lastUpdatedAt: createdAt,
-      pollInterval: taskParams.pollInterval ?? 1000,
-    };
+    const now = Date.now();
+    const task = newTask(taskParams, now);
+    const { taskId, ttl, createdAt } = task;
     const expiryMs = ttl ?? this.options.taskTtlMs;
     const fields = [
       "taskId",
@@ -194,7 +198,7 @@ export class RedisTaskStore implements TaskStore {
         this.redis.client,
         CREATE,
         [this.taskKey(sessionId, taskId), this.indexKey(sessionId)],
-        [Math.max(1, Math.ceil(expiryMs)), now.getTime(), taskId, ...fields],
+        [Math.max(1, Math.ceil(expiryMs)), now, taskId, ...fields],
       ),
     );
     if (created !== 1) {
@@ -442,17 +446,8 @@ export class MemoryTaskStore implements TaskStore {
   ): Promise<Task> {
     const now = Date.now();
     if (++this.writes % 256 === 0) this.sweep(now);
-    const taskId = randomBytes(16).toString("hex");
-    const createdAt = new Date(now).toISOString();
-    const ttl = taskParams.ttl ?? null;
-    const task: Task = {
-      taskId,
-      status: "working",
-      ttl,
-      createdAt,
-      lastUpdatedAt: createdAt,
-      pollInterval: taskParams.pollInterval ?? 1000,
-    };
+    const task = newTask(taskParams, now);
+    const { taskId, ttl } = task;
     const space = sessionId ?? UNBOUND;
     let tasks = this.spaces.get(space);
     if (tasks === undefined) {
