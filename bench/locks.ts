@@ -101,12 +101,11 @@ function jain(xs: number[]): number {
   return sq === 0 ? 0 : (sum * sum) / (xs.length * sq);
 }
 
-interface RunStats {
+/** What a run and a summary of runs both report, for one library, node count and think time. */
+interface Stats {
   lib: Library;
   nodes: number;
   thinkMs: number;
-  seed: number;
-  grants: number;
   grantsPerSec: number;
   jain: number;
   minGrants: number;
@@ -117,6 +116,11 @@ interface RunStats {
   waitP99: number;
   waitMax: number;
   commandsPerGrant: number;
+}
+
+interface RunStats extends Stats {
+  seed: number;
+  grants: number;
   /** Grants of each contender, in process order (for the fairness chart). */
   grantsPerContender: number[];
   waits: number[];
@@ -179,22 +183,9 @@ async function runOnce(
   };
 }
 
-interface Summary {
-  lib: Library;
-  nodes: number;
-  thinkMs: number;
+interface Summary extends Stats {
   seeds: number;
-  grantsPerSec: number;
-  jain: number;
   jainMin: number;
-  minGrants: number;
-  maxGrants: number;
-  starved: number;
-  errors: number;
-  waitP50: number;
-  waitP99: number;
-  waitMax: number;
-  commandsPerGrant: number;
   /** Wait ms at the 0th, 1st, ..., 100th percentile of the pooled waits (the CDF, downsampled). */
   waitCdf: number[];
 }

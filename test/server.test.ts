@@ -8,20 +8,10 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { INIT } from "./fixtures/mcp-helpers.js";
 import { type NginxHandle, startNginx } from "./support/nginx.js";
 import { type RedisNode, startRedis } from "./support/redis.js";
 import { type ServerProcess, startServer } from "./support/server.js";
-
-const INIT = {
-  jsonrpc: "2.0",
-  id: 1,
-  method: "initialize",
-  params: {
-    protocolVersion: "2025-11-25",
-    capabilities: {},
-    clientInfo: { name: "raw", version: "1.0.0" },
-  },
-};
 
 async function connect(
   url: string,
