@@ -5,7 +5,7 @@
  * module of the k6 scripts, with faults injected through the servers.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
@@ -52,17 +52,7 @@ const alertsFile = path.join(ROOT, "prometheus/alerts.yml");
 const alertRules = (
   parse(readFileSync(alertsFile, "utf8")) as { groups: Array<{ rules: AlertRule[] }> }
 ).groups.flatMap((g) => g.rules);
-const operationsDoc = readFileSync(path.join(ROOT, "README.md"), "utf8");
-
-/** GitHub's heading anchor: lowercase, punctuation dropped, spaces to dashes. */
-function anchorsOf(markdown: string): Set<string> {
-  const anchors = new Set<string>();
-  for (const m of markdown.matchAll(/^#{1,6}\s+(.+)$/gm)) {
-    const text = (m[1] ?? "").trim().toLowerCase().replace(/`/g, "");
-    anchors.add(text.replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/\s/g, "-"));
-  }
-  return anchors;
-}
+const runbooksDir = path.join(ROOT, "docs/runbooks");
 
 describe("prometheus config and rules (promtool)", () => {
   it("prometheus.yml is valid and loads the alert rules", async () => {
@@ -108,15 +98,33 @@ describe("prometheus config and rules (promtool)", () => {
     }
   });
 
-  it("gives every alert a severity, a summary and a runbook section in README.md", () => {
-    const anchors = anchorsOf(operationsDoc);
+  it("gives every alert a severity, a summary and a runbook in docs/runbooks/", () => {
     for (const rule of alertRules) {
       expect(["warning", "critical"], rule.alert).toContain(rule.labels?.severity);
       expect(rule.annotations?.summary, rule.alert).toBeTruthy();
-      const anchor = rule.alert.toLowerCase();
-      expect(rule.annotations?.runbook_url, rule.alert).toBe(`README.md#${anchor}`);
-      expect(anchors.has(anchor), `runbook heading "${rule.alert}"`).toBe(true);
+      expect(rule.annotations?.runbook_url, rule.alert).toBe(
+        `{{ $externalLabels.runbook_base }}/${rule.alert}.md`,
+      );
+      const runbook = path.join(runbooksDir, `${rule.alert}.md`);
+      expect(existsSync(runbook), `docs/runbooks/${rule.alert}.md`).toBe(true);
+      const text = readFileSync(runbook, "utf8");
+      expect(text.startsWith(`# ${rule.alert}\n`), `${rule.alert}: title`).toBe(true);
+      for (const section of ["## Meaning", "## Check", "## Fix"])
+        expect(text, `${rule.alert}: ${section}`).toContain(`\n${section}\n`);
     }
+  });
+
+  it("sets the runbook base URL as an external label, in prometheus.yml and in the rule tests", () => {
+    const config = parse(readFileSync(path.join(ROOT, "prometheus/prometheus.yml"), "utf8")) as {
+      global?: { external_labels?: Record<string, string> };
+    };
+    expect(config.global?.external_labels?.runbook_base).toMatch(/^https?:\/\/\S+[^/]$/);
+    const tests = (
+      parse(readFileSync(path.join(ROOT, "prometheus/alerts.test.yml"), "utf8")) as {
+        tests: Array<{ name: string; external_labels?: Record<string, string> }>;
+      }
+    ).tests;
+    for (const t of tests) expect(t.external_labels?.runbook_base, t.name).toBeTruthy();
   });
 });
 
