@@ -311,7 +311,7 @@ export class RedisTaskStore implements TaskStore {
     const size = this.options.pageSize;
     // One extra id tells whether another page follows.
     const ids = await redisCall(this.redis, "ZRANGE", () =>
-      client.zrange(index, start, start + size),
+      client.zrange(index, String(start), String(start + size)),
     );
     const page = ids.slice(0, size);
     const hashes = await Promise.all(

@@ -46,8 +46,25 @@ export function clientOptions(options: ResolvedOptions): RedisOptions {
   };
 }
 
-function isClient(value: unknown): value is Client {
-  return value instanceof Redis || value instanceof Cluster;
+/**
+ * A client of any ioredis major (this package's own, or the 5.x a user built): checked by shape,
+ * since `instanceof` fails across two copies of ioredis and would turn the client into options.
+ */
+export function isClient(value: unknown): value is Client {
+  if (value instanceof Redis || value instanceof Cluster) return true;
+  const candidate = value as Partial<Record<"defineCommand" | "sendCommand", unknown>> | null;
+  return (
+    typeof candidate === "object" &&
+    candidate !== null &&
+    typeof candidate.defineCommand === "function" &&
+    typeof candidate.sendCommand === "function" &&
+    typeof (candidate as { isCluster?: unknown }).isCluster === "boolean"
+  );
+}
+
+/** A Cluster client of any ioredis major (`isCluster` is public on both Redis and Cluster). */
+function isCluster(client: Client): client is Cluster {
+  return client instanceof Cluster || (client as { isCluster?: boolean }).isCluster === true;
 }
 
 function isClusterConfig(value: unknown): value is RedisClusterConfig {
@@ -66,7 +83,7 @@ function defineScripts(client: Client): void {
 
 /** host:port of a client, for logs and metric labels (never a password). */
 export function describeClient(client: Client, url?: string): string {
-  if (client instanceof Cluster) return "cluster";
+  if (isCluster(client)) return "cluster";
   const { host, port } = client.options;
   if (url !== undefined) {
     try {
@@ -130,12 +147,11 @@ export class RedisSessionStore extends BaseStore {
       this.client = new Redis(options.redisUrl, clientOptions(options));
       this.ownsClient = true;
     }
-    this.mode =
-      this.client instanceof Cluster
-        ? "cluster"
-        : (this.client.options.sentinels?.length ?? 0) > 0
-          ? "sentinel"
-          : "standalone";
+    this.mode = isCluster(this.client)
+      ? "cluster"
+      : (this.client.options.sentinels?.length ?? 0) > 0
+        ? "sentinel"
+        : "standalone";
     this.target =
       this.mode === "standalone" && (redis === undefined || options.redisUrlGiven)
         ? redactUrl(options.redisUrl)
@@ -377,7 +393,7 @@ export class RedisSessionStore extends BaseStore {
 
   /** The clients SCAN has to visit: every master of a Cluster, else the one client. */
   private scanTargets(): Redis[] {
-    return this.client instanceof Cluster ? this.client.nodes("master") : [this.client];
+    return isCluster(this.client) ? this.client.nodes("master") : [this.client];
   }
 
   /** Pages of record keys: SCAN MATCH over every master of a Cluster, else the one client. */
