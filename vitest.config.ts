@@ -1,8 +1,25 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * Three projects, by what a test needs: `unit` nothing but Node (seconds, any machine); `redis`
+ * spawns redis-server processes; `ops` needs the built package and system binaries (prometheus,
+ * promtool, nginx) or runs the reference server. `npm test` runs all three.
+ */
+const unit = [
+  "test/conformance-memory.test.ts",
+  "test/bench-report.test.ts",
+  "test/mcp-http.test.ts",
+  "test/unit-*.test.ts",
+];
+const ops = [
+  "test/ops-*.test.ts",
+  "test/server*.test.ts",
+  "test/conformance-mcp*.test.ts",
+  "test/package*.test.ts",
+];
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: "forks",
@@ -10,5 +27,13 @@ export default defineConfig({
     maxWorkers: 2,
     // A test that leaves a timer or an unhandled rejection behind fails the run.
     dangerouslyIgnoreUnhandledErrors: false,
+    projects: [
+      { extends: true, test: { name: "unit", include: unit } },
+      { extends: true, test: { name: "ops", include: ops } },
+      {
+        extends: true,
+        test: { name: "redis", include: ["test/**/*.test.ts"], exclude: [...unit, ...ops] },
+      },
+    ],
   },
 });
