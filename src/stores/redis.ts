@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { decode } from "../codec.js";
 import { ErrorCode, isSessionStoreError, SessionStoreError } from "../errors.js";
@@ -7,7 +8,7 @@ import type { RedisClusterConfig, StoreHealth, StoreInternals } from "../types.j
 import { BaseStore } from "./base.js";
 import { KeyedQueue } from "./keyed-queue.js";
 import { KeyLayout } from "./keys.js";
-import { CAS_SCRIPT, SET_SCRIPT } from "./scripts.js";
+import { CAS_SCRIPT, DELETE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT } from "./scripts.js";
 
 type Client = Redis | Cluster;
 
@@ -17,8 +18,17 @@ const WATCH_TICKS = 8;
 const MAX_CAS_ATTEMPTS = 32;
 const SCAN_COUNT = 1000;
 
+/** Every write ends with the fence arguments: writer id, sequence number, floor (scripts.ts). */
 interface ScriptCommands {
-  mssSet(key: string, data: string, ttlMs: number, now: number): Promise<number>;
+  mssSet(
+    key: string,
+    data: string,
+    ttlMs: number,
+    now: number,
+    writer: string,
+    seq: number,
+    floor: number,
+  ): Promise<number>;
   mssCas(
     key: string,
     version: string,
@@ -26,8 +36,16 @@ interface ScriptCommands {
     data: string,
     ttlMs: number,
     now: number,
+    writer: string,
+    seq: number,
+    floor: number,
   ): Promise<number>;
+  mssDel(key: string, writer: string, seq: number, floor: number): Promise<number>;
+  mssTouch(key: string, ttlMs: number, writer: string, seq: number, floor: number): Promise<number>;
 }
+
+/** What a fenced script returns when a later write of this store already landed on the record. */
+const STALE = -2;
 
 /** ioredis options of every client this store creates itself. */
 export function clientOptions(options: ResolvedOptions): RedisOptions {
@@ -79,6 +97,12 @@ function defineScripts(client: Client): void {
   if (typeof scripted.mssCas !== "function") {
     client.defineCommand("mssCas", { numberOfKeys: 1, lua: CAS_SCRIPT });
   }
+  if (typeof scripted.mssDel !== "function") {
+    client.defineCommand("mssDel", { numberOfKeys: 1, lua: DELETE_SCRIPT });
+  }
+  if (typeof scripted.mssTouch !== "function") {
+    client.defineCommand("mssTouch", { numberOfKeys: 1, lua: TOUCH_SCRIPT });
+  }
 }
 
 /** host:port of a client, for logs and metric labels (never a password). */
@@ -118,6 +142,16 @@ export class RedisSessionStore extends BaseStore {
   private readonly watchdog: NodeJS.Timeout | undefined;
   private seen = 0;
   private stalled = 0;
+  /**
+   * Write fencing. A write that failed for its caller may still be in the client's queues (Cluster
+   * redirections and failover retries, the offline queue of a client passed in) and land later.
+   * Every write carries this store's id and a sequence number; after a failure, later writes carry
+   * a floor above every write sent so far, which the scripts record on the record and use to
+   * refuse the older ones (scripts.ts).
+   */
+  private readonly writer = randomBytes(6).toString("base64url");
+  private seq = 0;
+  private floor = 0;
 
   constructor(options: ResolvedOptions) {
     super(options);
@@ -297,6 +331,8 @@ export class RedisSessionStore extends BaseStore {
 
   /** ERR_BACKEND_UNAVAILABLE for any Redis failure (ERR_STORE_CLOSED once disconnected). */
   protected override failure(err: unknown): unknown {
+    // Whatever was sent so far may land late: no write sent before now may land after a later one.
+    this.floor = this.seq + 1;
     if (isSessionStoreError(err)) return err;
     if (this.closed) {
       return new SessionStoreError(ErrorCode.STORE_CLOSED, "The session store is disconnected", {
@@ -326,7 +362,15 @@ export class RedisSessionStore extends BaseStore {
 
   protected doSet(id: string, json: string, ttl: number): Promise<unknown> {
     return this.bounded(
-      this.scripts.mssSet(this.layout.key(id), json, Math.ceil(ttl * 1000), Date.now()),
+      this.scripts.mssSet(
+        this.layout.key(id),
+        json,
+        Math.ceil(ttl * 1000),
+        Date.now(),
+        this.writer,
+        ++this.seq,
+        this.floor,
+      ),
     );
   }
 
@@ -352,9 +396,13 @@ export class RedisSessionStore extends BaseStore {
             json,
             Math.ceil(ttl * 1000),
             Date.now(),
+            this.writer,
+            ++this.seq,
+            this.floor,
           ),
         );
-        if (result !== -1) {
+        // STALE: an older attempt of this store may not land over a newer write; read again.
+        if (result >= 0) {
           this.reportPayload("update", json);
           return decode<T>(json);
         }
@@ -371,7 +419,9 @@ export class RedisSessionStore extends BaseStore {
   }
 
   protected async doDelete(id: string): Promise<boolean> {
-    return (await this.guard(this.client.del(this.layout.key(id)))) > 0;
+    const key = this.layout.key(id);
+    // STALE: a later write of this store landed, so this delete counts as done before it.
+    return (await this.guard(this.scripts.mssDel(key, this.writer, ++this.seq, this.floor))) > 0;
   }
 
   protected async doHas(id: string): Promise<boolean> {
@@ -379,9 +429,13 @@ export class RedisSessionStore extends BaseStore {
   }
 
   protected async doTouch(id: string, ttl: number): Promise<boolean> {
-    return (
-      (await this.guard(this.client.pexpire(this.layout.key(id), Math.ceil(ttl * 1000)))) === 1
+    const key = this.layout.key(id);
+    const ttlMs = Math.ceil(ttl * 1000);
+    const result = await this.guard(
+      this.scripts.mssTouch(key, ttlMs, this.writer, ++this.seq, this.floor),
     );
+    // STALE: a later write of this store landed and set the expiry, so the record exists.
+    return result === 1 || result === STALE;
   }
 
   protected async doTtl(id: string): Promise<number | null> {
