@@ -14,6 +14,12 @@ export const ErrorCode = {
   CONFLICT: "ERR_CONFLICT",
   STORE_CLOSED: "ERR_STORE_CLOSED",
   ABORTED: "ERR_ABORTED",
+  /** The handle never existed, was deleted, or belongs to another principal. */
+  HANDLE_NOT_FOUND: "ERR_HANDLE_NOT_FOUND",
+  /** The handle existed for this principal and its lifetime ran out: start again. */
+  HANDLE_EXPIRED: "ERR_HANDLE_EXPIRED",
+  /** An optional peer dependency (named in the message, with its version range) is not installed. */
+  PEER_DEPENDENCY_MISSING: "ERR_PEER_DEPENDENCY_MISSING",
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
