@@ -325,27 +325,28 @@ function lockSuite(variant: Variant): void {
       expect(order).toEqual([0, 1, 2, 3, 4]);
     });
 
-    it("an event-loop stall longer than the lease aborts lock.signal", async () => {
+    it("an event-loop stall longer than the lease aborts lock.signal, and withLock rejects", async () => {
       const id = `stall-${randomUUID()}`;
       const lostBefore = fx.counts.lockLost;
+      let aborted: boolean | undefined;
       let reason: unknown;
-      await a().withLock(
+      const run = a().withLock(
         id,
         async (lock) => {
           const end = performance.now() + 400;
           while (performance.now() < end) {
             // busy: no timer, no extension can run
           }
-          if (!lock.signal.aborted) {
-            await new Promise((resolve) =>
-              lock.signal.addEventListener("abort", resolve, { once: true }),
-            );
-          }
+          // Read at once: no timer has run since the stall.
+          aborted = lock.signal.aborted;
           reason = lock.signal.reason;
           await expect(lock.extend()).rejects.toMatchObject({ code: "ERR_LOCK_LOST" });
+          return "finished after the lease";
         },
         { ttl: 150 },
       );
+      await expect(run).rejects.toMatchObject({ code: "ERR_LOCK_LOST" });
+      expect(aborted).toBe(true);
       expect((reason as { code: string }).code).toBe("ERR_LOCK_LOST");
       expect(fx.counts.lockLost).toBeGreaterThan(lostBefore);
       const next = await b().acquire(id, { waitTimeout: 0 });

@@ -1,6 +1,7 @@
-import { hashId } from "../codec.js";
-import { ErrorCode, SessionStoreError } from "../errors.js";
+import type { SessionStoreError } from "../errors.js";
 import type { Lock } from "../types.js";
+import { abortedError, closedError, lockLost, lockReleased, timeoutError } from "./errors.js";
+import { checkLease, Lease } from "./lease.js";
 import type { LockManager, NotifyObservers } from "./types.js";
 
 interface Waiter {
@@ -16,21 +17,24 @@ interface Slot {
   waiters: Waiter[];
 }
 
-/** `ERR_LOCK_LOST` with the reason in the message; the id appears only as a short hash. */
-export function lockLost(resource: string, why: string): SessionStoreError {
-  return new SessionStoreError(
-    ErrorCode.LOCK_LOST,
-    `Lock of session ${hashId(resource)} lost: ${why}`,
-  );
+/*
+ * Tokens start from the wall clock in microseconds (a JS-safe integer until the year 2255) and
+ * count up from there, so a restarted process hands out tokens above those of its previous life,
+ * unless the clock was stepped back by more than the restart took. One counter for every
+ * resource and every manager of the process: strictly increasing, and nothing to forget.
+ */
+let lastToken = 0;
+
+function nextToken(): number {
+  lastToken = Math.max(lastToken + 1, Date.now() * 1000);
+  return lastToken;
 }
 
 class MemoryLock implements Lock {
   readonly fencingToken: number;
   private readonly controller = new AbortController();
-  private timer: NodeJS.Timeout | undefined;
-  private deadline = 0;
+  private readonly lease = new Lease(() => this.lose("the lease expired before it was extended"));
   private done = false;
-  expiresAt = 0;
 
   constructor(
     private readonly manager: MemoryLockManager,
@@ -39,30 +43,28 @@ class MemoryLock implements Lock {
     token: number,
   ) {
     this.fencingToken = token;
-    this.arm(ttlMs);
+    this.lease.start(ttlMs);
   }
 
+  get expiresAt(): number {
+    return this.lease.expiresAt;
+  }
+
+  /** Reads aborted as soon as the lease is over, even before its timer has had a turn. */
   get signal(): AbortSignal {
+    if (!this.done && this.lease.over) this.lose("the lease expired before it was extended");
     return this.controller.signal;
   }
 
   get held(): boolean {
-    return !this.done && performance.now() < this.deadline;
-  }
-
-  private arm(ttlMs: number): void {
-    clearTimeout(this.timer);
-    this.deadline = performance.now() + ttlMs;
-    this.expiresAt = Date.now() + ttlMs;
-    this.timer = setTimeout(() => this.lose("the lease expired before it was extended"), ttlMs);
-    this.timer.unref();
+    return !this.done && !this.lease.over;
   }
 
   /** The lease ran out (or the store closed): abort the signal and hand the lock on. */
   lose(why: string, notify = true): void {
     if (this.done) return;
     this.done = true;
-    clearTimeout(this.timer);
+    this.lease.stop();
     if (notify) this.manager.notify("lockLost");
     this.controller.abort(lockLost(this.resource, why));
     this.manager.free(this);
@@ -71,33 +73,20 @@ class MemoryLock implements Lock {
   async extend(ttlMs: number = this.ttlMs): Promise<void> {
     checkLease(ttlMs);
     if (this.done) throw lockLost(this.resource, "the lock was released or had already expired");
-    // A stalled event loop can run this after the lease is over, before the expiry timer.
-    if (performance.now() >= this.deadline) {
+    if (this.lease.over) {
       this.lose("the lease expired before it was extended");
       throw lockLost(this.resource, "the lease expired before it was extended");
     }
-    this.arm(ttlMs);
+    this.lease.start(ttlMs);
   }
 
   async release(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    clearTimeout(this.timer);
-    this.controller.abort(lockLost(this.resource, "released"));
+    this.lease.stop();
+    this.controller.abort(lockReleased(this.resource));
     this.manager.free(this);
   }
-}
-
-/** A lease must be a finite number of ms in the range of a timer. */
-export function checkLease(ttlMs: unknown): number {
-  if (typeof ttlMs !== "number" || !Number.isFinite(ttlMs) || ttlMs < 1 || ttlMs > 2 ** 31 - 1) {
-    throw new SessionStoreError(
-      ErrorCode.INVALID_ARGUMENT,
-      `Invalid option "ttl": expected milliseconds, finite, >= 1, got ${String(ttlMs)}`,
-      { details: { option: "ttl" } },
-    );
-  }
-  return ttlMs;
 }
 
 /**
@@ -108,8 +97,6 @@ export function checkLease(ttlMs: unknown): number {
 export class MemoryLockManager implements LockManager {
   readonly notify: NotifyObservers;
   private readonly slots = new Map<string, Slot>();
-  // One counter for every resource: strictly increasing per resource, and nothing to forget.
-  private fence = 0;
   private closed = false;
 
   constructor(options: { notify: NotifyObservers }) {
@@ -160,8 +147,7 @@ export class MemoryLockManager implements LockManager {
   }
 
   private grant(resource: string, slot: Slot, ttlMs: number): MemoryLock {
-    this.fence += 1;
-    const lock = new MemoryLock(this, resource, ttlMs, this.fence);
+    const lock = new MemoryLock(this, resource, ttlMs, nextToken());
     slot.holder = lock;
     return lock;
   }
@@ -208,26 +194,4 @@ function settle(waiter: Waiter, slot: Slot): void {
   waiter.cleanup();
   const index = slot.waiters.indexOf(waiter);
   if (index >= 0) slot.waiters.splice(index, 1);
-}
-
-export function timeoutError(resource: string, waitTimeoutMs: number): SessionStoreError {
-  return new SessionStoreError(
-    ErrorCode.LOCK_TIMEOUT,
-    `Lock of session ${hashId(resource)} is held by another owner (waited ${waitTimeoutMs} ms)`,
-    { details: { waitTimeoutMs } },
-  );
-}
-
-export function abortedError(resource: string, reason: unknown): SessionStoreError {
-  return new SessionStoreError(
-    ErrorCode.ABORTED,
-    `Lock acquisition for session ${hashId(resource)} aborted`,
-    {
-      cause: reason,
-    },
-  );
-}
-
-export function closedError(): SessionStoreError {
-  return new SessionStoreError(ErrorCode.STORE_CLOSED, "The session store is closed");
 }

@@ -1,9 +1,16 @@
 import { randomBytes } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
-import { hashId } from "../codec.js";
 import { ErrorCode, SessionStoreError } from "../errors.js";
 import type { Lock, Logger } from "../types.js";
-import { abortedError, checkLease, closedError, lockLost, timeoutError } from "./memory.js";
+import {
+  abortedError,
+  closedError,
+  lockLost,
+  lockReleased,
+  quorumError,
+  timeoutError,
+} from "./errors.js";
+import { checkLease, Lease } from "./lease.js";
 import type { LockManager, NotifyObservers } from "./types.js";
 
 /** One independent Redis master of the Redlock quorum. */
@@ -34,16 +41,27 @@ const LINGER_MS = 10_000;
  * so the queues of independent nodes agree on the order.
  */
 
-/** KEYS lock fence queue hb; ARGV value ttlMs ticket score hbMs incr. Returns {1, fence} | {0, pttl} | {-1, 0}. */
+/*
+ * Fencing tokens: the next token is max(counter + 1, server clock in microseconds). The counter
+ * keeps tokens increasing between nodes that remember it; the clock floor keeps them increasing
+ * when the nodes that remembered it restarted empty. Microseconds since 1970 stay below 2^53
+ * until the year 2255. '%.0f' writes the number whole (tostring would use an exponent).
+ */
+
+/**
+ * KEYS lock fence queue hb; ARGV value ttlMs ticket score hbMs single. Returns {1, token} |
+ * {0, pttl} | {-1, 0}. With single = '1' the token is stored at once; otherwise the caller takes
+ * the largest token of the quorum and stores it with FENCE.
+ */
 export const ACQUIRE = `
 local ticket = ARGV[3]
-local now
+local micros
 local function clock()
-  if not now then
+  if not micros then
     local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
   end
-  return now
+  return math.floor(micros / 1000)
 end
 if ticket ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[4], ticket)
@@ -65,8 +83,10 @@ if ticket ~= '' then
   redis.call('ZREM', KEYS[3], ticket)
   redis.call('HDEL', KEYS[4], ticket)
 end
-if ARGV[6] == '1' then return {1, redis.call('INCR', KEYS[2])} end
-return {1, tonumber(redis.call('GET', KEYS[2]) or '0')}
+clock()
+local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, micros)
+if ARGV[6] == '1' then redis.call('SET', KEYS[2], string.format('%.0f', token)) end
+return {1, token}
 `;
 
 /** KEYS lock fence; ARGV value token. Raises the counter to token; 1 if we still hold the lock. */
@@ -183,20 +203,13 @@ function drift(ttlMs: number): number {
   return Math.floor(ttlMs * DRIFT_FACTOR) + DRIFT_FLOOR_MS;
 }
 
-function quorumError(resource: string, detail: string): SessionStoreError {
-  return new SessionStoreError(
-    ErrorCode.LOCK_QUORUM,
-    `Lock of session ${hashId(resource)}: ${detail} (too few Redlock nodes answered)`,
-  );
-}
-
 class RedlockLock implements Lock {
   private readonly controller = new AbortController();
-  private timer: NodeJS.Timeout | undefined;
-  private deadline = 0;
+  private readonly lease = new Lease(() => {
+    void this.lose("the lease expired before it was extended");
+  });
   private done = false;
   private releasing: Promise<void> | undefined;
-  expiresAt = 0;
 
   constructor(
     private readonly manager: RedlockManager,
@@ -207,29 +220,24 @@ class RedlockLock implements Lock {
     readonly fencingToken: number,
     validityMs: number,
   ) {
-    this.arm(validityMs);
+    this.lease.start(validityMs);
   }
 
+  get expiresAt(): number {
+    return this.lease.expiresAt;
+  }
+
+  /** Reads aborted as soon as the lease is over, even before its timer has had a turn. */
   get signal(): AbortSignal {
+    if (!this.done && this.lease.over) void this.lose("the lease expired before it was extended");
     return this.controller.signal;
-  }
-
-  private arm(validityMs: number): void {
-    clearTimeout(this.timer);
-    this.deadline = performance.now() + validityMs;
-    this.expiresAt = Date.now() + validityMs;
-    this.timer = setTimeout(
-      () => this.lose("the lease expired before it was extended"),
-      Math.ceil(validityMs),
-    );
-    this.timer.unref();
   }
 
   /** The lease is gone: abort the signal, and free whatever nodes still hold our value. */
   lose(why: string, notify = true): Promise<unknown> {
     if (this.done) return Promise.resolve();
     this.done = true;
-    clearTimeout(this.timer);
+    this.lease.stop();
     this.manager.held.delete(this);
     if (notify) this.manager.notify("lockLost");
     this.controller.abort(lockLost(this.resource, why));
@@ -240,8 +248,7 @@ class RedlockLock implements Lock {
     checkLease(ttlMs);
     if (this.done) throw lockLost(this.resource, "the lock was released or had already expired");
     const start = performance.now();
-    // A stalled event loop can run this after the lease is over, before the expiry timer.
-    if (start >= this.deadline) {
+    if (this.lease.over) {
       this.lose("the lease expired before it was extended");
       throw lockLost(this.resource, "the lease expired before it was extended");
     }
@@ -250,7 +257,7 @@ class RedlockLock implements Lock {
       throw lockLost(this.resource, "the lock was released or expired during the extension");
     const validity = ttlMs - (performance.now() - start) - drift(ttlMs);
     if (acks >= this.manager.quorum && validity > 0) {
-      this.arm(validity);
+      this.lease.start(validity);
       return;
     }
     this.lose("an extension did not reach a quorum of nodes in time");
@@ -265,9 +272,9 @@ class RedlockLock implements Lock {
   private async doRelease(): Promise<void> {
     const wasHeld = !this.done;
     this.done = true;
-    clearTimeout(this.timer);
+    this.lease.stop();
     this.manager.held.delete(this);
-    if (!this.controller.signal.aborted) this.controller.abort(lockLost(this.resource, "released"));
+    if (!this.controller.signal.aborted) this.controller.abort(lockReleased(this.resource));
     const answered = await this.manager.releaseValue(this.keys, this.value);
     if (wasHeld && answered < this.manager.quorum) {
       throw quorumError(this.resource, "release not confirmed; the lease will expire by itself");
@@ -623,11 +630,11 @@ export class RedlockManager implements LockManager {
         }
       }
     });
-    let token = fence;
+    // Each granting node proposed max(its counter + 1, its clock): majorities intersect, so the
+    // previous holder's token is below at least one proposal unless those nodes lost their data.
+    const token = fence;
     let ok = granted.length >= this.quorum;
     if (ok && !single) {
-      // Majorities intersect: the previous holder wrote its token on a quorum we now overlap.
-      token = fence + 1;
       const acks = await Promise.all(
         granted.map((node) =>
           this.call(node, (c) => c.mssLockFence(keys.lock, keys.fence, value, token)),

@@ -1,13 +1,18 @@
 import type { Lock } from "../types.js";
+import { isReleased } from "./errors.js";
 
 /**
  * Takes a lock, runs `fn(lock)` under it and releases it, whatever `fn` does.
  *
- * While `fn` runs, the lease is extended when 2/3 of it have passed. If an extension fails, the
- * lock implementation aborts `lock.signal` (reason: `ERR_LOCK_LOST`) and no further extension is
- * tried: `fn` should watch the signal and stop writing. An error of `fn` always wins over an
- * error of the release; a failed release after a successful `fn` rejects with the release's
- * error (the work is done, but the lock was not given back). No timer outlives the call.
+ * While `fn` runs, the lease is extended when 2/3 of it have passed. If an extension fails, or the
+ * lease ran out while the process could not run (a blocked event loop, a frozen process), the
+ * lock aborts `lock.signal` (reason: `ERR_LOCK_LOST`) and no further extension is tried: `fn`
+ * should watch the signal and stop writing. When the lease was lost before `fn` settled, the
+ * call rejects with that `ERR_LOCK_LOST` even if `fn` succeeded: its writes may have raced
+ * another holder's, which only fencing tokens checked by the storage can stop. An error of `fn`
+ * always wins over an error of the release; a failed release after a successful `fn` rejects
+ * with the release's error (the work is done, but the lock was not given back). No timer
+ * outlives the call.
  *
  * @example
  * await runWithLock(() => manager.acquire(id, { ttlMs: 5000, waitTimeoutMs: 5000 }), async (lock) => {
@@ -49,6 +54,14 @@ export async function runWithLock<T>(
     throw err;
   }
   stop();
+  // Read now, before the release: the signal checks the clock, so a lease that ended while fn
+  // was paused reads as lost even if its timer has not fired yet.
+  const signal = lock.signal;
+  const lost = signal.aborted && !isReleased(signal.reason);
+  if (lost) {
+    await lock.release().catch(() => {});
+    throw signal.reason;
+  }
   await lock.release();
   return result;
 }
