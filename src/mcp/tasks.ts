@@ -260,7 +260,7 @@ export function createTaskStore(options: TaskStoreOptions): TaskStore {
       local.add(controller);
       try {
         // A cancel that landed before the worker subscribed is still seen.
-        if ((await store.get(taskId, caller)).status === "cancelled") controller.abort();
+        if ((await store.get(taskId, caller)).status === "cancelled") return;
         const result = await work(runContext(taskId, caller, controller.signal));
         if (!controller.signal.aborted) await store.complete(taskId, result, caller);
       } catch (err) {
