@@ -6,7 +6,7 @@ import { RedlockManager, type RedlockNode } from "../locks/redlock.js";
 import { type ResolvedOptions, redactUrl } from "../options.js";
 import type { RedisClusterConfig, StoreHealth, StoreInternals } from "../types.js";
 import { BaseStore } from "./base.js";
-import { KeyedQueue } from "./keyed-queue.js";
+import { KeyedQueue, type QueueSlot } from "./keyed-queue.js";
 import { KeyLayout } from "./keys.js";
 import { CAS_SCRIPT, DELETE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT } from "./scripts.js";
 
@@ -133,7 +133,7 @@ export class RedisSessionStore extends BaseStore {
   private readonly ownsClient: boolean;
   private readonly lockClients: Redis[] = [];
   private readonly layout: KeyLayout;
-  private readonly updates = new KeyedQueue();
+  private readonly updates: KeyedQueue;
   private readonly target: string;
   private reportedDown = false;
   private connectedOnce = false;
@@ -191,6 +191,13 @@ export class RedisSessionStore extends BaseStore {
         ? redactUrl(options.redisUrl)
         : `${this.mode} ${describeClient(this.client)}`;
     this.layout = new KeyLayout(options.prefix);
+    this.updates = new KeyedQueue(options.commandTimeout, (ahead) =>
+      this.failure(
+        new Error(
+          `no answer within ${options.commandTimeout} ms while ${ahead} earlier update(s) of this session waited; this update was not sent`,
+        ),
+      ),
+    );
     this.timed = !this.ownsClient || this.mode === "cluster";
     if (!this.timed) {
       this.watchdog = setInterval(this.watch, Math.max(5, options.commandTimeout / WATCH_TICKS));
@@ -293,13 +300,13 @@ export class RedisSessionStore extends BaseStore {
     (this.client as Redis & { stream?: { destroy(): void } }).stream?.destroy();
   };
 
-  /** Races a call against `timeoutMs`. */
-  private race<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  /** Races a call against `timeoutMs` (`budgetMs`: the whole allowance it is part of, for the message). */
+  private race<T>(promise: Promise<T>, timeoutMs: number, budgetMs = timeoutMs): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     return Promise.race([
       promise,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(() => reject(new Error(`no answer within ${budgetMs} ms`)), timeoutMs);
       }),
     ]).finally(() => clearTimeout(timer));
   }
@@ -381,14 +388,14 @@ export class RedisSessionStore extends BaseStore {
   ): Promise<T> {
     const key = this.layout.key(id);
     // One update per id at a time in this process; compare-and-set settles it across processes.
-    return this.updates.run(id, async () => {
+    return this.updates.run(id, async (slot) => {
       for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
-        this.open();
-        const [data, version, createdAt] = await this.guard(this.client.hmget(key, "d", "v", "c"));
+        const [data, version, createdAt] = await this.step(slot, () =>
+          this.client.hmget(key, "d", "v", "c"),
+        );
         const next = await fn(data === null || data === undefined ? null : decode<T>(data));
         const json = this.encode(next);
-        this.open();
-        const result = await this.guard(
+        const result = await this.step(slot, () =>
           this.scripts.mssCas(
             key,
             version ?? "",
@@ -416,6 +423,24 @@ export class RedisSessionStore extends BaseStore {
         `updateSession: the session kept changing under the update; gave up after ${MAX_CAS_ATTEMPTS} attempts`,
       );
     });
+  }
+
+  /**
+   * One command of an update: sent only while the update has budget left, bounded by what is
+   * left of it (or by the watchdog), and charged to the updates queued behind it.
+   */
+  private step<T>(slot: QueueSlot, send: () => Promise<T>): Promise<T> {
+    this.open();
+    const left = slot.remaining();
+    if (left <= 0) {
+      return Promise.reject(
+        this.failure(new Error(`no answer within ${this.options.commandTimeout} ms`)),
+      );
+    }
+    const answer = this.timed
+      ? this.race(send(), left, this.options.commandTimeout).catch(this.fail)
+      : this.guard(send());
+    return slot.waitFor(answer);
   }
 
   protected async doDelete(id: string): Promise<boolean> {
