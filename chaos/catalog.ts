@@ -42,7 +42,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   {
     name: "lock-exclusion",
     setup:
-      "3 lock nodes; 6 contenders in 3 stores under withLock; one node frozen, one killed and restarted empty, another frozen",
+      "3 lock nodes; 6 contenders in 3 stores (acquireLock, read-yield-write, release); one node frozen, one killed and restarted empty, another frozen",
     runs: 1,
     timeoutMs: 90_000,
   },
