@@ -19,10 +19,11 @@ import autocannon from "autocannon";
 import { type NginxHandle, startNginx } from "../test/support/nginx.js";
 import { type RedisNode, startRedis } from "../test/support/redis.js";
 import { type ServerProcess, startServer } from "../test/support/server.js";
+import { knob } from "./quick.js";
 
-const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const DURATION = knob("BENCH_DURATION", 5, 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = knob("BENCH_ROUNDS", 3, 1);
 
 const HEADERS = {
   "content-type": "application/json",

@@ -18,7 +18,7 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { stripVTControlCharacters } from "node:util";
+import { parseArgs as parseNodeArgs, stripVTControlCharacters } from "node:util";
 import { type BenchResults, type BenchRun, machineInfo, writeReport } from "./report.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -32,9 +32,6 @@ interface Bench {
   /** What the bench writes into the dated folder: its JSON, then optional Markdown. */
   json: string;
   markdown: string;
-  /** Shorter runs for --quick, through the knobs each bench reads. */
-  quickEnv?: Record<string, string>;
-  quickArgs?: string[];
   /** Kill it after this long (a hung bench must not hold the whole run). */
   timeoutS: number;
 }
@@ -45,7 +42,6 @@ export const BENCHES: Bench[] = [
     script: "bench/store.ts",
     json: "store.json",
     markdown: "store.md",
-    quickEnv: { BENCH_SECONDS: "0.5", BENCH_ROUNDS: "2" },
     timeoutS: 900,
   },
   {
@@ -54,7 +50,6 @@ export const BENCHES: Bench[] = [
     nodeFlags: ["--expose-gc", "--max-old-space-size=4096"],
     json: "memory-scale.json",
     markdown: "memory-scale.md",
-    quickEnv: { SESSIONS: "100000" },
     timeoutS: 600,
   },
   {
@@ -62,7 +57,6 @@ export const BENCHES: Bench[] = [
     script: "bench/locks.ts",
     json: "locks.json",
     markdown: "locks.md",
-    quickEnv: { BENCH_QUICK: "1" },
     timeoutS: 900,
   },
   {
@@ -70,7 +64,6 @@ export const BENCHES: Bench[] = [
     script: "bench/mcp.ts",
     json: "mcp.json",
     markdown: "mcp.md",
-    quickArgs: ["--runs", "1", "--duration", "2"],
     timeoutS: 900,
   },
   {
@@ -78,7 +71,6 @@ export const BENCHES: Bench[] = [
     script: "bench/http.ts",
     json: "http.json",
     markdown: "http.md",
-    quickEnv: { BENCH_DURATION: "2", BENCH_ROUNDS: "1" },
     timeoutS: 900,
   },
 ];
@@ -89,39 +81,39 @@ export interface Cli {
   help: boolean;
 }
 
+/** The command line of `npm run bench`, read with `node:util`'s parseArgs. */
 export function parseArgs(argv: string[]): Cli {
-  const cli: Cli = { only: BENCHES.map((b) => b.name), quick: false, help: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (arg === "--quick") cli.quick = true;
-    else if (arg === "--help" || arg === "-h") cli.help = true;
-    else if (arg === "--report") cli.only = [];
-    else if (arg === "--only" || arg.startsWith("--only=")) {
-      const value = arg === "--only" ? argv[++i] : arg.slice("--only=".length);
-      if (!value) throw new Error("--only needs a list, e.g. --only store,locks");
-      const names = value
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean);
-      const known = new Set<string>(BENCHES.map((b) => b.name));
-      const unknown = names.filter((n) => !known.has(n));
-      if (unknown.length > 0) {
-        throw new Error(`unknown bench ${unknown.join(", ")}; known: ${[...known].join(", ")}`);
-      }
-      cli.only = names as Cli["only"];
-    } else throw new Error(`unknown argument ${arg}`);
+  const { values } = parseNodeArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      only: { type: "string" },
+      quick: { type: "boolean", default: false },
+      report: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  const known = BENCHES.map((b) => b.name);
+  let only: Cli["only"] = values.report ? [] : known;
+  if (values.only !== undefined) {
+    const names = values.only
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (names.length === 0) throw new Error("--only needs a list, e.g. --only store,locks");
+    const unknown = names.filter((n) => !(known as string[]).includes(n));
+    if (unknown.length > 0) {
+      throw new Error(`unknown bench ${unknown.join(", ")}; known: ${known.join(", ")}`);
+    }
+    only = names as Cli["only"];
   }
-  return cli;
+  return { only, quick: values.quick, help: values.help };
 }
 
 function commandLine(b: Bench, quick: boolean): string {
-  const env = quick
-    ? Object.entries(b.quickEnv ?? {})
-        .map(([k, v]) => `${k}=${v} `)
-        .join("")
-    : "";
-  const args = quick && b.quickArgs ? ` ${b.quickArgs.join(" ")}` : "";
-  return `${env}node ${[...(b.nodeFlags ?? []), "--import", "tsx", b.script].join(" ")}${args}`;
+  const env = quick ? "BENCH_QUICK=1 " : "";
+  return `${env}node ${[...(b.nodeFlags ?? []), "--import", "tsx", b.script].join(" ")}`;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -223,14 +215,9 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 
 function runBench(b: Bench, quick: boolean, logFile: string, progress: Progress): Promise<Outcome> {
   const started = performance.now();
-  const args = [
-    ...(b.nodeFlags ?? []),
-    "--import",
-    "tsx",
-    b.script,
-    ...(quick ? (b.quickArgs ?? []) : []),
-  ];
-  const env = { ...process.env, ...(quick ? b.quickEnv : {}) };
+  const args = [...(b.nodeFlags ?? []), "--import", "tsx", b.script];
+  // One switch for every bench (bench/quick.ts).
+  const env = { ...process.env, ...(quick ? { BENCH_QUICK: "1" } : {}) };
   const log = createWriteStream(logFile);
   log.write(`$ ${commandLine(b, quick)}\n`);
   const child = spawn(process.execPath, args, {
@@ -402,7 +389,7 @@ async function main(): Promise<number> {
     });
   }
 
-  const written = writeReport(dir, results, { command, machine, quick: cli.quick, runs });
+  const written = await writeReport(dir, results, { command, machine, quick: cli.quick, runs });
   process.stderr.write(
     `\nall benches in ${clock((performance.now() - total) / 1000)}${failed ? `, ${failed} failed` : ""}\n`,
   );

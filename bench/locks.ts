@@ -20,9 +20,9 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { type RedisNode, startRedisNodes } from "../test/support/redis.js";
 import type { ContenderResult, Library, RunRequest, RunResult } from "./locks-worker.js";
+import { QUICK } from "./quick.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const QUICK = process.env.BENCH_QUICK === "1";
 const PROCESSES = 4;
 const CONTENDERS_PER_PROCESS = 4;
 const DURATION_MS = QUICK ? 1000 : 2000;

@@ -5,10 +5,10 @@
  *   - shared/redis: createMcpHttpHandler on a real redis-server
  * plus the cost of the first request on an instance that must rebuild the session from Redis.
  * Each server runs in its own child process; variants are interleaved in every run; medians of
- * `--runs` runs (default 3) are printed as Markdown and written to
+ * BENCH_ROUNDS runs (default 3; 1 with --quick) are printed as Markdown and written to
  * bench/results/<YYYY-MM-DD>/mcp.json and mcp.md.
  *
- *   node --import tsx bench/mcp.ts [--runs 3] [--duration 5]
+ *   npm run bench:mcp [-- --quick]     # BENCH_ROUNDS=3 BENCH_DURATION=5 (seconds) override
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -22,6 +22,7 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import autocannon from "autocannon";
 import { z } from "zod";
+import { knob } from "./quick.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CONNECTIONS = 64;
@@ -248,9 +249,8 @@ async function rebuildCost(
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const runs = Number(args[args.indexOf("--runs") + 1] ?? 3) || 3;
-  const duration = Number(args[args.indexOf("--duration") + 1] ?? 5) || 5;
+  const runs = knob("BENCH_ROUNDS", 3, 1);
+  const duration = knob("BENCH_DURATION", 5, 2);
   const { startRedis } = await import("../test/support/redis.js");
   const redis = await startRedis();
   const variants = ["baseline", "memory", "redis"] as const;

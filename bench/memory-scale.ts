@@ -6,9 +6,10 @@
  */
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { createMemorySessionStore } from "../src/index.js";
+import { knob } from "./quick.js";
 import { writeResults } from "./store.js";
 
-const SESSIONS = Number(process.env.SESSIONS ?? 1_000_000);
+const SESSIONS = knob("SESSIONS", 1_000_000, 100_000);
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
 
 const store = createMemorySessionStore({ instrumentation: false });

@@ -7,16 +7,18 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { InstrumentBenchRow } from "./instrument.js";
-import type { PairResult } from "./store.js";
+import type { TopLevelSpec } from "vega-lite";
 import {
   type CdfSeries,
-  cdfChart,
+  cdfSpec,
   type GrantGroup,
-  grantsChart,
+  grantsSpec,
   type RatioBar,
-  ratioChart,
-} from "./svg.js";
+  ratioSpec,
+  renderSvg,
+} from "./charts.js";
+import type { InstrumentBenchRow } from "./instrument.js";
+import type { PairResult } from "./store.js";
 
 // ------------------------------------------------------------------------------------------------
 // What the benches write (only the fields the report reads)
@@ -389,7 +391,8 @@ export function lockGrantGroups(locks: LocksJson, group: LockGroup): GrantGroup[
 export interface Chart {
   file: string;
   alt: string;
-  svg: string;
+  /** Vega-Lite spec, rendered to SVG by `renderSvg` when the report is written. */
+  spec: TopLevelSpec;
 }
 
 const groupName = (g: LockGroup): string =>
@@ -405,7 +408,7 @@ export function buildCharts(results: BenchResults): Chart[] {
     charts.push({
       file: "ratios.svg",
       alt: "Throughput ratios against baselines",
-      svg: ratioChart(bars, {
+      spec: ratioSpec(bars, {
         title: "Throughput against baselines (same run, medians)",
         subtitle:
           "subject / baseline ops per second; c = concurrency; instrumented: tracing off; HTTP: requests/s of whole MCP sessions",
@@ -420,7 +423,7 @@ export function buildCharts(results: BenchResults): Chart[] {
         charts.push({
           file: `lock-wait-cdf-${groupFile(g)}.svg`,
           alt: `Lock wait CDF, ${groupName(g)}`,
-          svg: cdfChart(series, {
+          spec: cdfSpec(series, {
             title: `Lock wait CDF: 16 contenders, ${groupName(g)}`,
             subtitle: exact
               ? "every acquisition of all seeds pooled, drawn through its 101 percentiles (p0..p100)"
@@ -433,7 +436,7 @@ export function buildCharts(results: BenchResults): Chart[] {
         charts.push({
           file: `lock-grants-${groupFile(g)}.svg`,
           alt: `Grants per contender, ${groupName(g)}`,
-          svg: grantsChart(grants, {
+          spec: grantsSpec(grants, {
             title: `Grants per contender: ${groupName(g)}`,
             subtitle: `first seed, ${(locks.meta?.durationMs ?? 0) / 1000} s run, 4 processes x 4 contenders, in process order`,
           }),
@@ -601,16 +604,16 @@ export function renderSummary(input: SummaryInput): string {
 }
 
 /** Writes the charts and summary.md into `dir`; returns the files written. */
-export function writeReport(
+export async function writeReport(
   dir: string,
   results: BenchResults,
   input: Omit<SummaryInput, "checks" | "charts">,
-): string[] {
+): Promise<string[]> {
   const charts = buildCharts(results);
   const written: string[] = [];
   for (const c of charts) {
     const file = path.join(dir, c.file);
-    writeFileSync(file, c.svg);
+    writeFileSync(file, await renderSvg(c.spec));
     written.push(file);
   }
   const summary = renderSummary({ ...input, checks: checkTargets(results), charts });

@@ -18,9 +18,10 @@ import {
 import { SET_SCRIPT } from "../src/stores/scripts.js";
 import { startRedis } from "../test/support/redis.js";
 import { formatInstrumentBench, runInstrumentBench } from "./instrument.js";
+import { knob } from "./quick.js";
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = knob("BENCH_SECONDS", 2, 0.5);
+const ROUNDS = knob("BENCH_ROUNDS", 5, 2);
 const IDS = 10_000;
 
 /** A ~1 KB session as MCP servers keep them. */
