@@ -359,12 +359,13 @@ function lockSuite(variant: Variant): void {
         id,
         async (lock) => {
           const first = lock.expiresAt;
-          await new Promise((resolve) => setTimeout(resolve, 400));
+          await new Promise((resolve) => setTimeout(resolve, 1000));
           expect(lock.signal.aborted).toBe(false);
           expect(lock.expiresAt).toBeGreaterThan(first);
           return 42;
         },
-        { ttl: 200 },
+        // A third of the lease (200 ms) for each extension to come back, even on a busy machine.
+        { ttl: 600 },
       );
       expect(result).toBe(42);
       const next = await b().acquire(id, { waitTimeout: 0 });
