@@ -7,7 +7,8 @@ import { ErrorCode } from "../src/errors.js";
 import { createMemorySessionStore, createRedisSessionStore } from "../src/factory.js";
 import { metricsHandler, prefersOpenMetrics } from "../src/telemetry/http.js";
 import { instrument } from "../src/telemetry/instrument.js";
-import { METRIC_NAMES, seriesObserver } from "../src/telemetry/metrics.js";
+import { METRIC_NAMES } from "../src/telemetry/metrics.js";
+import { SeriesHistogram } from "../src/telemetry/series-histogram.js";
 import {
   type Backend,
   internals,
@@ -420,15 +421,14 @@ describe("registries", () => {
     expect((await snapshot(shared)).get(dur("memory", "set", "ok"))).toBe(1);
   });
 
-  it("observes a fixed series exactly as prom-client does, and survives a reset", async () => {
+  it("renders a SeriesHistogram exactly as prom-client renders its Histogram, and survives a reset", async () => {
     const values = [0, 0.00005, 0.00007, 0.0009, 1, 2.5, 3, 100];
     const registry = new Registry();
-    const ours = new Histogram({
+    const ours = SeriesHistogram.register(registry, {
       name: "ours",
       help: "h",
       labelNames: ["a"],
       buckets: [0.00005, 0.001, 2.5],
-      registers: [registry],
     });
     const theirs = new Histogram({
       name: "theirs",
@@ -437,20 +437,25 @@ describe("registries", () => {
       buckets: [0.00005, 0.001, 2.5],
       registers: [registry],
     });
-    const observe = seriesObserver(ours, { a: "x" });
+    const series = ours.series({ a: "x" });
+    expect(ours.series({ a: "x" })).toBe(series);
     for (const v of values) {
-      observe(v);
+      series.observe(v);
       theirs.observe({ a: "x" }, v);
     }
-    const strip = async (h: Histogram<string>) =>
-      (await h.get()).values.map(({ labels, value, metricName }) => ({
-        labels,
-        value,
-        metricName: metricName?.replace(/^\w+?_/, "_"),
-      }));
-    expect(await strip(ours)).toEqual(await strip(theirs));
+    const text = await registry.metrics();
+    const samples = (name: string) =>
+      text
+        .split("\n")
+        .filter((line) => line.startsWith(`${name}_`))
+        .map((line) => line.slice(name.length))
+        .sort();
+    expect(samples("ours")).toEqual(samples("theirs"));
+    expect(samples("ours")).toContain('_bucket{le="+Inf",a="x"} 8');
+    expect(samples("ours")).toContain('_count{a="x"} 8');
+    expect(() => series.observe(Number.NaN)).toThrow(TypeError);
     registry.resetMetrics();
-    observe(0.5);
+    series.observe(0.5);
     expect((await ours.get()).values.find((v) => v.metricName === "ours_count")?.value).toBe(1);
   });
 

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type OpenMetricsContentType, Registry, type RegistryContentType } from "prom-client";
+import { reportSwallowed, safely } from "./safely.js";
 
 /** A prom-client registry of either content type. */
 type AnyRegistry = Registry<RegistryContentType>;
@@ -16,9 +17,6 @@ export interface MetricsHandlerOptions {
    */
   openMetrics?: boolean;
 }
-
-type MetricLike = { name: string; type?: string; help?: string };
-type Rendered = { name: string; [key: string]: unknown };
 
 /**
  * Whether an `Accept` header prefers OpenMetrics 1.0.0 over the Prometheus text format
@@ -51,35 +49,24 @@ export function prefersOpenMetrics(accept: string | undefined): boolean {
  * Renders a Prometheus-format registry as OpenMetrics without touching it. prom-client writes
  * exemplars only when the registry's content type is OpenMetrics, and its OpenMetrics rendering
  * renames counters in place (strips `_total`), which would corrupt later Prometheus scrapes. So
- * the metrics are rendered through a throwaway OpenMetrics registry of thin facades: the facade
- * gets renamed, the metric does not, and both formats keep working on one registry.
+ * the samples are read with `getMetricsAsJSON()` (which applies the registry's default labels)
+ * and rendered through a throwaway OpenMetrics registry of thin facades: the facade gets
+ * renamed, the metric does not, and both formats keep working on one registry.
  */
 export async function renderOpenMetrics(registry: AnyRegistry): Promise<string> {
   if (registry.contentType === OPENMETRICS_CONTENT_TYPE) return registry.metrics();
   const view = new Registry<OpenMetricsContentType>();
   view.setContentType(OPENMETRICS_CONTENT_TYPE);
-  const defaultLabels = (registry as unknown as { _defaultLabels?: Record<string, string> })
-    ._defaultLabels;
-  if (defaultLabels !== undefined && Object.keys(defaultLabels).length > 0) {
-    view.setDefaultLabels(defaultLabels);
-  }
-  for (const metric of registry.getMetricsAsArray() as unknown as MetricLike[]) {
-    const source = metric as MetricLike & {
-      get(): Promise<Rendered>;
-      getForPromString?(): Promise<Rendered>;
-    };
+  for (const data of await registry.getMetricsAsJSON()) {
     const facade = {
-      name: source.name,
-      type: source.type,
-      help: source.help,
-      async getForPromString(this: { name: string }): Promise<Rendered> {
-        const data =
-          typeof source.getForPromString === "function"
-            ? await source.getForPromString()
-            : await source.get();
+      name: data.name,
+      type: data.type,
+      help: data.help,
+      get(this: { name: string }) {
         return { ...data, name: this.name };
       },
     };
+    // A facade is not one of prom-client's classes; the registry needs only name, type and get().
     view.registerMetric(facade as never);
   }
   return view.metrics();
@@ -102,35 +89,40 @@ export function metricsHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const negotiate = options.openMetrics ?? true;
   return (req, res) => {
-    let openMetrics = false;
-    try {
-      openMetrics = negotiate && prefersOpenMetrics(req.headers.accept);
-    } catch {
-      openMetrics = false;
-    }
+    const openMetrics = safely(
+      "Accept negotiation",
+      () => negotiate && prefersOpenMetrics(req.headers.accept),
+      false,
+    );
     const rendering = (async () =>
       openMetrics
         ? { body: await renderOpenMetrics(registry), type: OPENMETRICS_CONTENT_TYPE }
         : { body: await registry.metrics(), type: registry.contentType })();
     rendering.then(
       ({ body, type }) => {
-        try {
-          res.statusCode = 200;
-          res.setHeader("Content-Type", type);
-          res.setHeader("Cache-Control", "no-store");
-          res.end(req.method === "HEAD" ? undefined : body);
-        } catch {
-          // the client went away
-        }
+        // Throws only when the client went away.
+        safely(
+          "metrics response",
+          () => {
+            res.statusCode = 200;
+            res.setHeader("Content-Type", type);
+            res.setHeader("Cache-Control", "no-store");
+            res.end(req.method === "HEAD" ? undefined : body);
+          },
+          undefined,
+        );
       },
-      () => {
-        try {
-          res.statusCode = 500;
-          res.setHeader("Content-Type", "text/plain; charset=utf-8");
-          res.end("metrics collection failed\n");
-        } catch {
-          // as above
-        }
+      (error: unknown) => {
+        reportSwallowed("metrics collection", error);
+        safely(
+          "metrics response",
+          () => {
+            res.statusCode = 500;
+            res.setHeader("Content-Type", "text/plain; charset=utf-8");
+            res.end("metrics collection failed\n");
+          },
+          undefined,
+        );
       },
     );
   };

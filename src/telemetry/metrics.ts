@@ -1,6 +1,9 @@
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import { ErrorCode, SessionStoreError } from "../errors.js";
-import type { Backend } from "../types.js";
+import type { StoreHistogram } from "./bound-series.js";
+import { getOrCreateMetric, type MetricKind } from "./get-or-create-metric.js";
+import { SeriesHistogram } from "./series-histogram.js";
+import { acceptSessionCounts, sessionsCollect } from "./session-count.js";
 
 /** Operation label values: one per `SessionStore` method, plus the lock's own calls. */
 export const OPERATIONS = [
@@ -114,12 +117,12 @@ export const METRIC_NAMES = Object.freeze({
 
 /** The metric objects of one registry (shared by every store instrumented on it). */
 export interface StoreMetrics {
-  operationDuration: Histogram<"operation" | "backend" | "outcome">;
+  operationDuration: StoreHistogram<"operation" | "backend" | "outcome">;
   operationErrors: Counter<"operation" | "backend" | "code">;
-  payloadSize: Histogram<"operation" | "backend">;
+  payloadSize: StoreHistogram<"operation" | "backend">;
   sessions: Gauge<"backend">;
-  lockAcquireDuration: Histogram<"backend" | "outcome">;
-  lockHoldDuration: Histogram<"backend">;
+  lockAcquireDuration: StoreHistogram<"backend" | "outcome">;
+  lockHoldDuration: StoreHistogram<"backend">;
   lockContention: Counter<"backend">;
   lockRetries: Counter<"backend">;
   lockLost: Counter<"backend">;
@@ -127,27 +130,6 @@ export interface StoreMetrics {
   lockWaiters: Gauge<"backend">;
   redlockNodeErrors: Counter<"node">;
   backendInfo: Gauge<"backend" | "mode" | "fallback">;
-}
-
-/** Reads the number of live sessions of one store for the `sessions` gauge. */
-export interface SessionCountSource {
-  readonly backend: Backend;
-  /** Stores that count the same sessions (same Redis prefix) share a key; one of them is read. */
-  readonly key: string;
-  /** The count to report, `null` when unknown (the series is then left out). */
-  read(): Promise<number | null>;
-}
-
-const countSources = new WeakMap<object, Map<string, SessionCountSource>>();
-
-function invalid(option: string, message: string): SessionStoreError {
-  return new SessionStoreError(
-    ErrorCode.INVALID_ARGUMENT,
-    `Invalid option "${option}": ${message}`,
-    {
-      details: { option },
-    },
-  );
 }
 
 /** Throws `ERR_INVALID_ARGUMENT` unless `buckets` is a non-empty, strictly increasing list of finite numbers > 0. */
@@ -165,101 +147,18 @@ export function checkBuckets(buckets: unknown, option: string): number[] {
   return [...buckets];
 }
 
-type AnyMetric = Histogram<string> | Counter<string> | Gauge<string>;
-
-/**
- * The metric named `name` on `registry`: the existing one when another store (or the user)
- * registered it already with the same type and labels, else a new one.
- */
-function metric<M extends AnyMetric>(
-  registry: Registry,
-  name: string,
-  type: "histogram" | "counter" | "gauge",
-  labelNames: readonly string[],
-  create: () => M,
-): M {
-  const existing = registry.getSingleMetric(name) as
-    | (AnyMetric & { type?: string; labelNames?: string[] })
-    | undefined;
-  if (existing === undefined) return create();
-  const labels = existing.labelNames ?? [];
-  if (
-    existing.type !== type ||
-    labels.length !== labelNames.length ||
-    labelNames.some((label) => !labels.includes(label))
-  ) {
-    throw invalid(
-      "registry",
-      `the registry already holds a metric "${name}" of another type or with other labels ` +
-        `(expected a ${type} with labels ${labelNames.join(", ")})`,
-    );
-  }
-  return existing as M;
-}
-
-/**
- * A histogram that keeps exemplars (trace ids of sampled spans) whatever the registry's format.
- * prom-client refuses `enableExemplars` on a Prometheus-format registry at construction, but
- * only there: registered by hand, the Prometheus text omits the exemplars and the OpenMetrics
- * rendering of `metricsHandler` shows them, so one registry serves both formats.
- */
-function withExemplars<T extends string>(
-  registry: Registry,
-  config: { name: string; help: string; labelNames: readonly T[]; buckets: number[] },
-): Histogram<T> {
-  const histogram = new Histogram<T>({ ...config, enableExemplars: true, registers: [] });
-  registry.registerMetric(histogram);
-  return histogram;
-}
-
-/** Sums the counts of every store on one gauge (deduplicated by key), at scrape time. */
-async function collectSessions(this: Gauge<"backend">): Promise<void> {
-  const sources = countSources.get(this);
-  if (sources === undefined) return;
-  const totals = new Map<Backend, number | null>();
-  const counts = await Promise.all(
-    [...sources.values()].map(async (source) => {
-      try {
-        return { backend: source.backend, count: await source.read() };
-      } catch {
-        return { backend: source.backend, count: null };
-      }
-    }),
+function invalid(option: string, message: string): SessionStoreError {
+  return new SessionStoreError(
+    ErrorCode.INVALID_ARGUMENT,
+    `Invalid option "${option}": ${message}`,
+    { details: { option } },
   );
-  for (const { backend, count } of counts) {
-    const total = totals.get(backend);
-    totals.set(backend, count === null || total === null ? null : (total ?? 0) + count);
-  }
-  for (const [backend, total] of totals) {
-    if (total === null) this.remove(backend);
-    else this.set({ backend }, total);
-  }
 }
 
-/** Adds a store to the `sessions` gauge; returns the function that removes it. */
-export function addSessionCountSource(
-  gauge: Gauge<"backend">,
-  source: SessionCountSource,
-): () => void {
-  let sources = countSources.get(gauge);
-  if (sources === undefined) {
-    sources = new Map();
-    countSources.set(gauge, sources);
-    // A gauge created elsewhere (not by `storeMetrics`) gets the collector as well.
-    const own = gauge as unknown as { collect?: () => unknown };
-    if (own.collect !== collectSessions) {
-      const previous = own.collect;
-      own.collect = async function (this: Gauge<"backend">) {
-        if (previous !== undefined) await previous.call(this);
-        await collectSessions.call(this);
-      };
-    }
-  }
-  const map = sources;
-  map.set(source.key, source);
-  return () => {
-    if (map.get(source.key) === source) map.delete(source.key);
-  };
+interface MetricSpec<L extends string> {
+  name: string;
+  help: string;
+  labelNames: readonly L[];
 }
 
 /**
@@ -279,250 +178,104 @@ export function storeMetrics(
   const registers = [registry];
   const n = METRIC_NAMES;
 
+  const shared = <M, L extends string>(type: MetricKind, spec: MetricSpec<L>, create: () => M) =>
+    getOrCreateMetric(registry, { name: spec.name, type, labelNames: spec.labelNames }, create);
+  // Histograms of fixed series: see `SeriesHistogram` for why not prom-client's own.
+  const histogram = <L extends string>(spec: MetricSpec<L>, buckets: readonly number[]) =>
+    shared<StoreHistogram<L>, L>("histogram", spec, () =>
+      SeriesHistogram.register(registry, { ...spec, buckets }),
+    );
+  const counter = <L extends string>(spec: MetricSpec<L>) =>
+    shared("counter", spec, () => new Counter<L>({ ...spec, registers }));
+  const gauge = <L extends string>(spec: MetricSpec<L>) =>
+    shared("gauge", spec, () => new Gauge<L>({ ...spec, registers }));
+
   return {
-    operationDuration: metric(
-      registry,
-      n.operationDuration,
-      "histogram",
-      ["operation", "backend", "outcome"],
-      () =>
-        withExemplars(registry, {
-          name: n.operationDuration,
-          help: "Duration of session store operations in seconds, by outcome (ok, hit, miss, error).",
-          labelNames: ["operation", "backend", "outcome"] as const,
-          buckets: durationBuckets,
-        }),
+    operationDuration: histogram(
+      {
+        name: n.operationDuration,
+        help: "Duration of session store operations in seconds, by outcome (ok, hit, miss, error).",
+        labelNames: ["operation", "backend", "outcome"],
+      },
+      durationBuckets,
     ),
-    operationErrors: metric(
-      registry,
-      n.operationErrors,
-      "counter",
-      ["operation", "backend", "code"],
-      () =>
-        new Counter({
-          name: n.operationErrors,
-          help: "Session store operations that failed, by error code (an ErrorCode or unknown).",
-          labelNames: ["operation", "backend", "code"] as const,
-          registers,
-        }),
+    operationErrors: counter({
+      name: n.operationErrors,
+      help: "Session store operations that failed, by error code (an ErrorCode or unknown).",
+      labelNames: ["operation", "backend", "code"],
+    }),
+    payloadSize: histogram(
+      {
+        name: n.payloadSize,
+        help: "Size of session data in bytes (serialized JSON, UTF-8) read by get and written by set and update.",
+        labelNames: ["operation", "backend"],
+      },
+      PAYLOAD_BUCKETS,
     ),
-    payloadSize: metric(
+    sessions: getOrCreateMetric(
       registry,
-      n.payloadSize,
-      "histogram",
-      ["operation", "backend"],
+      { name: n.sessions, type: "gauge", labelNames: ["backend"] },
       () =>
-        new Histogram({
-          name: n.payloadSize,
-          help: "Size of session data in bytes (serialized JSON, UTF-8) read by get and written by set and update.",
-          labelNames: ["operation", "backend"] as const,
-          buckets: [...PAYLOAD_BUCKETS],
-          registers,
-        }),
+        acceptSessionCounts(
+          new Gauge({
+            name: n.sessions,
+            help: "Live sessions (memory: exact at scrape; Redis: counted in the background at most every 15 s).",
+            labelNames: ["backend"] as const,
+            registers,
+            collect: sessionsCollect,
+          }),
+        ),
     ),
-    sessions: metric(
-      registry,
-      n.sessions,
-      "gauge",
-      ["backend"],
-      () =>
-        new Gauge({
-          name: n.sessions,
-          help: "Live sessions (memory: exact at scrape; Redis: counted in the background at most every 15 s).",
-          labelNames: ["backend"] as const,
-          registers,
-          collect: collectSessions,
-        }),
+    lockAcquireDuration: histogram(
+      {
+        name: n.lockAcquireDuration,
+        help: "Time spent waiting for a session lock in seconds, by outcome (acquired, timeout, error, aborted).",
+        labelNames: ["backend", "outcome"],
+      },
+      lockBuckets,
     ),
-    lockAcquireDuration: metric(
-      registry,
-      n.lockAcquireDuration,
-      "histogram",
-      ["backend", "outcome"],
-      () =>
-        withExemplars(registry, {
-          name: n.lockAcquireDuration,
-          help: "Time spent waiting for a session lock in seconds, by outcome (acquired, timeout, error, aborted).",
-          labelNames: ["backend", "outcome"] as const,
-          buckets: lockBuckets,
-        }),
+    lockHoldDuration: histogram(
+      {
+        name: n.lockHoldDuration,
+        help: "Time a session lock was held in seconds, until release or loss.",
+        labelNames: ["backend"],
+      },
+      lockBuckets,
     ),
-    lockHoldDuration: metric(
-      registry,
-      n.lockHoldDuration,
-      "histogram",
-      ["backend"],
-      () =>
-        new Histogram({
-          name: n.lockHoldDuration,
-          help: "Time a session lock was held in seconds, until release or loss.",
-          labelNames: ["backend"] as const,
-          buckets: lockBuckets,
-          registers,
-        }),
-    ),
-    lockContention: metric(
-      registry,
-      n.lockContention,
-      "counter",
-      ["backend"],
-      () =>
-        new Counter({
-          name: n.lockContention,
-          help: "Lock acquisition attempts that found the lock held by someone else.",
-          labelNames: ["backend"] as const,
-          registers,
-        }),
-    ),
-    lockRetries: metric(
-      registry,
-      n.lockRetries,
-      "counter",
-      ["backend"],
-      () =>
-        new Counter({
-          name: n.lockRetries,
-          help: "Lock acquisition attempts that failed and were retried.",
-          labelNames: ["backend"] as const,
-          registers,
-        }),
-    ),
-    lockLost: metric(
-      registry,
-      n.lockLost,
-      "counter",
-      ["backend"],
-      () =>
-        new Counter({
-          name: n.lockLost,
-          help: "Held locks whose lease was lost (expired unextended, or an extension failed).",
-          labelNames: ["backend"] as const,
-          registers,
-        }),
-    ),
-    locksHeld: metric(
-      registry,
-      n.locksHeld,
-      "gauge",
-      ["backend"],
-      () =>
-        new Gauge({
-          name: n.locksHeld,
-          help: "Session locks currently held by this process.",
-          labelNames: ["backend"] as const,
-          registers,
-        }),
-    ),
-    lockWaiters: metric(
-      registry,
-      n.lockWaiters,
-      "gauge",
-      ["backend"],
-      () =>
-        new Gauge({
-          name: n.lockWaiters,
-          help: "Lock acquisitions currently waiting in this process.",
-          labelNames: ["backend"] as const,
-          registers,
-        }),
-    ),
-    redlockNodeErrors: metric(
-      registry,
-      n.redlockNodeErrors,
-      "counter",
-      ["node"],
-      () =>
-        new Counter({
-          name: n.redlockNodeErrors,
-          help: "Commands that failed on one Redlock node (node: configured host:port).",
-          labelNames: ["node"] as const,
-          registers,
-        }),
-    ),
-    backendInfo: metric(
-      registry,
-      n.backendInfo,
-      "gauge",
-      ["backend", "mode", "fallback"],
-      () =>
-        new Gauge({
-          name: n.backendInfo,
-          help: "Always 1: the backend in use, its mode (memory, standalone, sentinel, cluster) and whether it is a fallback.",
-          labelNames: ["backend", "mode", "fallback"] as const,
-          registers,
-        }),
-    ),
-  };
-}
-
-interface SeriesEntry {
-  labels: Record<string, string | number>;
-  bucketValues: Record<string, number>;
-  sum: number;
-  count: number;
-}
-interface HistogramInternals {
-  hashMap?: Record<string, SeriesEntry>;
-  upperBounds?: number[];
-  labelNames?: string[];
-}
-
-/** The key and entry prom-client keeps for one label set of a histogram, if any. */
-function entryOf(
-  histogram: object,
-  labels: Record<string, string>,
-): [string, SeriesEntry] | undefined {
-  const { hashMap, labelNames = [] } = histogram as HistogramInternals;
-  if (hashMap === null || typeof hashMap !== "object") return undefined;
-  for (const [key, entry] of Object.entries(hashMap)) {
-    if (labelNames.every((name) => String(entry?.labels?.[name]) === labels[name]))
-      return [key, entry];
-  }
-  return undefined;
-}
-
-/** Creates a histogram series at zero unless it exists (`zero()` would wipe another store's counts). */
-export function ensureSeries(histogram: Histogram<string>, labels: Record<string, string>): void {
-  if (entryOf(histogram, labels) === undefined) histogram.zero(labels);
-}
-
-/**
- * An `observe(value)` for one fixed series. prom-client hashes and validates the label set on
- * every call (about 1 us); the series of a store are fixed, so observations go straight to the
- * series' entry. Whenever that entry is not the registry's one any more (`reset()`, `remove()`)
- * or does not look as expected, the public `observe` is used instead.
- */
-export function seriesObserver(
-  histogram: Histogram<string>,
-  labels: Record<string, string>,
-): (value: number) => void {
-  ensureSeries(histogram, labels);
-  const child = histogram.labels(labels);
-  const slow = (value: number): void => child.observe(value);
-  const internals = histogram as unknown as HistogramInternals;
-  const bounds = internals.upperBounds;
-  const found = entryOf(histogram, labels);
-  if (found === undefined || !Array.isArray(bounds)) return slow;
-  const [key, entry] = found;
-  const keys = bounds.map(String);
-  if (
-    typeof entry.count !== "number" ||
-    typeof entry.sum !== "number" ||
-    keys.some((k) => typeof entry.bucketValues?.[k] !== "number")
-  ) {
-    return slow;
-  }
-  const last = bounds.length;
-  return (value) => {
-    if (internals.hashMap?.[key] !== entry || !Number.isFinite(value)) {
-      slow(value);
-      return;
-    }
-    let i = 0;
-    while (i < last && value > (bounds[i] as number)) i++;
-    const bucket = keys[i];
-    if (bucket !== undefined) entry.bucketValues[bucket] = (entry.bucketValues[bucket] ?? 0) + 1;
-    entry.sum += value;
-    entry.count += 1;
+    lockContention: counter({
+      name: n.lockContention,
+      help: "Lock acquisition attempts that found the lock held by someone else.",
+      labelNames: ["backend"],
+    }),
+    lockRetries: counter({
+      name: n.lockRetries,
+      help: "Lock acquisition attempts that failed and were retried.",
+      labelNames: ["backend"],
+    }),
+    lockLost: counter({
+      name: n.lockLost,
+      help: "Held locks whose lease was lost (expired unextended, or an extension failed).",
+      labelNames: ["backend"],
+    }),
+    locksHeld: gauge({
+      name: n.locksHeld,
+      help: "Session locks currently held by this process.",
+      labelNames: ["backend"],
+    }),
+    lockWaiters: gauge({
+      name: n.lockWaiters,
+      help: "Lock acquisitions currently waiting in this process.",
+      labelNames: ["backend"],
+    }),
+    redlockNodeErrors: counter({
+      name: n.redlockNodeErrors,
+      help: "Commands that failed on one Redlock node (node: configured host:port).",
+      labelNames: ["node"],
+    }),
+    backendInfo: gauge({
+      name: n.backendInfo,
+      help: "Always 1: the backend in use, its mode (memory, standalone, sentinel, cluster) and whether it is a fallback.",
+      labelNames: ["backend", "mode", "fallback"],
+    }),
   };
 }

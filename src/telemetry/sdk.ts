@@ -5,6 +5,7 @@
 import { createRequire } from "node:module";
 import { IORedisInstrumentation } from "@opentelemetry/instrumentation-ioredis";
 import { NodeSDK } from "@opentelemetry/sdk-node";
+import { safely } from "./safely.js";
 import { redactRedisStatement } from "./tracing.js";
 
 export { redactRedisStatement };
@@ -69,11 +70,12 @@ export async function startTelemetry(options: TelemetryOptions = {}): Promise<Te
   // The instrumentation patches ioredis when it is required. An ESM import of ioredis (or one
   // that happened before this call) bypasses that hook; requiring it now patches the loaded
   // module in place, so the clients of this library get traced whatever the load order.
-  try {
-    createRequire(import.meta.url)("ioredis");
-  } catch {
-    // ioredis missing: nothing to trace
-  }
+  // Throws only when ioredis is missing: then there is nothing to trace.
+  safely(
+    "load ioredis for its instrumentation",
+    () => createRequire(import.meta.url)("ioredis"),
+    undefined,
+  );
   let stopping: Promise<void> | undefined;
   return {
     shutdown: () => {

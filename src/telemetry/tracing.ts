@@ -14,6 +14,7 @@ import { hashId } from "../codec.js";
 import { errorCodeOf } from "../errors.js";
 import type { Backend } from "../types.js";
 import { OPERATIONS, type Operation, type Outcome } from "./metrics.js";
+import { reportSwallowed, safely } from "./safely.js";
 
 /** What the global provider delegates to while no SDK is registered. */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
@@ -56,15 +57,16 @@ export function redactRedisStatement(command: string, args: readonly unknown[]):
 }
 
 /** Exemplar labels of a sampled span (OpenMetrics: at most 128 characters; these use 63). */
-export interface ExemplarLabels {
+export type ExemplarLabels = {
   trace_id: string;
   span_id: string;
-}
+};
 
 /**
- * Spans of one instrumented store. Every method swallows its own failures: a broken tracer or
- * exporter never reaches the caller. When nothing records (no SDK, or the sampler dropped the
- * span), `start` returns `undefined` and no attribute is computed.
+ * Spans of one instrumented store. Every method swallows its own failures (reported once
+ * through `diag`): a broken tracer or exporter never reaches the caller. When nothing records
+ * (no SDK, or the sampler dropped the span), `start` returns `undefined` and no attribute is
+ * computed.
  */
 export class StoreTracing {
   private readonly tracer: Tracer;
@@ -107,7 +109,8 @@ export class StoreTracing {
       if (typeof id === "string") span.setAttribute(ATTR.sessionIdHash, hashId(id));
       if (operation === "lock_acquire") this.acquireSpans.add(span);
       return span;
-    } catch {
+    } catch (error) {
+      reportSwallowed("start span", error);
       return undefined;
     }
   }
@@ -116,7 +119,8 @@ export class StoreTracing {
   contextOf(span: Span): Context | undefined {
     try {
       return trace.setSpan(context.active(), span);
-    } catch {
+    } catch (error) {
+      reportSwallowed("span context", error);
       return undefined;
     }
   }
@@ -128,7 +132,8 @@ export class StoreTracing {
       const spanContext = span.spanContext();
       if ((spanContext.traceFlags & TraceFlags.SAMPLED) === 0) return undefined;
       return { trace_id: spanContext.traceId, span_id: spanContext.spanId };
-    } catch {
+    } catch (error) {
+      reportSwallowed("exemplar of a span", error);
       return undefined;
     }
   }
@@ -150,13 +155,13 @@ export class StoreTracing {
         });
         span.setStatus({ code: SpanStatusCode.ERROR, message });
       }
-    } catch {
-      // telemetry never reaches the caller
+    } catch (failure) {
+      reportSwallowed("span outcome", failure);
     }
     try {
       span.end();
-    } catch {
-      // as above
+    } catch (failure) {
+      reportSwallowed("end span", failure);
     }
   }
 
@@ -166,19 +171,15 @@ export class StoreTracing {
       const span = trace.getActiveSpan();
       if (span === undefined || !this.acquireSpans.has(span)) return;
       span.addEvent(LOCK_RETRY_EVENT, { [ATTR.lockAttempt]: attempt, [ATTR.lockReason]: reason });
-    } catch {
-      // as above
+    } catch (error) {
+      reportSwallowed("lock retry event", error);
     }
   }
 }
 
 function describe(error: unknown): string {
   if (error instanceof Error) return error.message;
-  try {
-    return String(error);
-  } catch {
-    return "unprintable error";
-  }
+  return safely("describe an error", () => String(error), "unprintable error");
 }
 
 /**
