@@ -29,7 +29,7 @@ export const CATALOG: readonly CatalogEntry[] = [
     name: "cluster",
     setup:
       "Cluster 3 masters + 3 replicas; 16 writers + 4 counters; a master SIGSTOP 6 s (replica promoted), writers stopped before SIGCONT",
-    runs: 3,
+    runs: 5,
     timeoutMs: 120_000,
   },
   {

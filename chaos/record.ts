@@ -14,7 +14,10 @@ interface Record {
 
 function command(file: string, args: string[]): string {
   try {
-    return execFileSync(file, args, { encoding: "utf8" }).trim();
+    return execFileSync(file, args, {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
   } catch {
     return "unknown";
   }

@@ -67,6 +67,7 @@ async function holder(
       }
     } else if (m.type === "observed") {
       seen.add(`observed ${m.scenario}`);
+      probe.operations++;
       const grant = grants.find((g) => g.holder === `${config.backend} ${m.scenario}`);
       if (grant) grant.end = m.at;
       if (m.pastLeaseMs <= 0)
