@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { memoryBus } from "./fixtures/v2-tasks-harness.js";
 import { alternatingClient, call, type SdkInstance, sdkInstance } from "./fixtures/v2-tasks-sdk.js";
+import { eventually } from "./support/eventually.js";
 import { type RedisNode, startRedis } from "./support/redis.js";
 
 let redis: RedisNode;
@@ -100,6 +101,29 @@ describe("tasks through createMcpHandler", () => {
     await expect(
       call(client, "tasks/get", { taskId: "tasks-conformance-nonexistent-12345" }),
     ).rejects.toMatchObject({ code: -32602 });
+    await client.close();
+  });
+
+  it("tasks/update through B answers the input a worker on A asked for", async () => {
+    const { client } = await alternatingClient([b], { tasks: true });
+    const caller = { principal: "test-client" };
+    const { taskId } = await a.tasks.create(caller);
+    const worker = a.tasks.run(taskId, caller, async ({ requestInput }) => {
+      const answers = await requestInput({ pick: { method: "elicitation/create", params: {} } });
+      return { content: [{ type: "text", text: JSON.stringify(answers) }] };
+    });
+    await eventually(async () =>
+      expect((await call(client, "tasks/get", { taskId })).status).toBe("input_required"),
+    );
+    const answer = { action: "accept", content: { choice: "b" } };
+    const ack = await call(client, "tasks/update", { taskId, inputResponses: { pick: answer } });
+    expect(ack).not.toHaveProperty("status");
+    await worker;
+    const done = await call(client, "tasks/get", { taskId });
+    expect(done.status).toBe("completed");
+    expect(done.result).toEqual({
+      content: [{ type: "text", text: JSON.stringify({ pick: answer }) }],
+    });
     await client.close();
   });
 
