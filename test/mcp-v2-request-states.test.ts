@@ -6,6 +6,7 @@ import {
   type PeerConfig,
   type PeerError,
   type PeerOps,
+  redisAccess,
   spawnPeer,
 } from "./fixtures/v2-tasks-harness.js";
 import { type RedisNode, startRedis } from "./support/redis.js";
@@ -176,6 +177,40 @@ describe("request states on Redis", () => {
         await Promise.all(peers.map((p) => p.close()));
       },
     };
+  });
+});
+
+describe("request states when Redis does not answer", () => {
+  it("fails closed: consume and by-reference mint reject with ERR_BACKEND_UNAVAILABLE", async () => {
+    const node = await startRedis();
+    const { access, close } = redisAccess(node.url);
+    const states = createRequestStates({
+      redis: { ...access, commandTimeout: 300 },
+      prefix: "t:",
+      registry: new Registry(),
+      logger: console,
+      keys: { current: OLD_KEY },
+    });
+    try {
+      const wire = await states.mint({ n: 1 });
+      await node.kill();
+      await expect(states.consume(wire)).rejects.toMatchObject({ code: "ERR_BACKEND_UNAVAILABLE" });
+      await expect(states.mint({}, { byReference: true })).rejects.toMatchObject({
+        code: "ERR_BACKEND_UNAVAILABLE",
+      });
+      await node.restart();
+      // A command in flight may still land after the timeout: the state is good at most once more.
+      const retried = await states.consume(wire).then(
+        () => "ok",
+        (err: PeerError) => err.details?.reason,
+      );
+      expect(["ok", "replay"]).toContain(retried);
+      await expect(states.consume(wire)).rejects.toMatchObject({ details: { reason: "replay" } });
+    } finally {
+      await states.close();
+      close();
+      await node.stop();
+    }
   });
 });
 
