@@ -3,7 +3,7 @@ import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { decode } from "../codec.js";
 import { ErrorCode, isSessionStoreError, SessionStoreError } from "../errors.js";
 import { RedlockManager, type RedlockNode } from "../locks/redlock.js";
-import { type ResolvedOptions, redactUrl } from "../options.js";
+import { checkRedisUrl, type ResolvedOptions, redactUrl } from "../options.js";
 import type { RedisClusterConfig, StoreHealth, StoreInternals } from "../types.js";
 import { BaseStore } from "./base.js";
 import { describeFailure } from "./failure-text.js";
@@ -190,6 +190,12 @@ export class RedisSessionStore extends BaseStore {
   constructor(options: ResolvedOptions) {
     super(options);
     const redis = options.redis;
+    if (
+      redis === undefined ||
+      (options.redisUrlGiven && !isClient(redis) && !isClusterConfig(redis))
+    ) {
+      checkRedisUrl(options.redisUrl);
+    }
     if (isClient(redis)) {
       this.client = redis;
       this.ownsClient = false;
