@@ -23,6 +23,7 @@ const SCAN_COUNT = 1000;
 interface ScriptCommands {
   mssSet(
     key: string,
+    tombstone: string,
     data: string,
     ttlMs: number,
     now: number,
@@ -32,6 +33,7 @@ interface ScriptCommands {
   ): Promise<number>;
   mssCas(
     key: string,
+    tombstone: string,
     version: string,
     createdAt: string,
     data: string,
@@ -41,12 +43,21 @@ interface ScriptCommands {
     seq: number,
     floor: number,
   ): Promise<number>;
-  mssDel(key: string, writer: string, seq: number, floor: number): Promise<number>;
+  mssDel(
+    key: string,
+    tombstone: string,
+    writer: string,
+    seq: number,
+    floor: number,
+    tombstoneMs: number,
+  ): Promise<number>;
   mssTouch(key: string, ttlMs: number, writer: string, seq: number, floor: number): Promise<number>;
 }
 
 /** What a fenced script returns when a later write of this store already landed on the record. */
 const STALE = -2;
+/** Key suffix of a deleted record's tombstone (its write fences, see scripts.ts). */
+const TOMBSTONE = "gone";
 
 /** ioredis options of every client this store creates itself. */
 export function clientOptions(options: ResolvedOptions): RedisOptions {
@@ -93,13 +104,13 @@ function isClusterConfig(value: unknown): value is RedisClusterConfig {
 function defineScripts(client: Client): void {
   const scripted = client as Client & Partial<ScriptCommands>;
   if (typeof scripted.mssSet !== "function") {
-    client.defineCommand("mssSet", { numberOfKeys: 1, lua: SET_SCRIPT });
+    client.defineCommand("mssSet", { numberOfKeys: 2, lua: SET_SCRIPT });
   }
   if (typeof scripted.mssCas !== "function") {
-    client.defineCommand("mssCas", { numberOfKeys: 1, lua: CAS_SCRIPT });
+    client.defineCommand("mssCas", { numberOfKeys: 2, lua: CAS_SCRIPT });
   }
   if (typeof scripted.mssDel !== "function") {
-    client.defineCommand("mssDel", { numberOfKeys: 1, lua: DELETE_SCRIPT });
+    client.defineCommand("mssDel", { numberOfKeys: 2, lua: DELETE_SCRIPT });
   }
   if (typeof scripted.mssTouch !== "function") {
     client.defineCommand("mssTouch", { numberOfKeys: 1, lua: TOUCH_SCRIPT });
@@ -455,6 +466,7 @@ export class RedisSessionStore extends BaseStore {
     return this.bounded(
       this.scripts.mssSet(
         this.layout.key(id),
+        this.layout.key(id, TOMBSTONE),
         json,
         Math.ceil(ttl * 1000),
         Date.now(),
@@ -471,6 +483,7 @@ export class RedisSessionStore extends BaseStore {
     ttl: number,
   ): Promise<T> {
     const key = this.layout.key(id);
+    const tombstone = this.layout.key(id, TOMBSTONE);
     // One update per id at a time in this process; compare-and-set settles it across processes.
     return this.updates.run(id, async (slot) => {
       for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
@@ -482,6 +495,7 @@ export class RedisSessionStore extends BaseStore {
         const result = await this.step(slot, () =>
           this.scripts.mssCas(
             key,
+            tombstone,
             version ?? "",
             createdAt ?? "",
             json,
@@ -530,7 +544,13 @@ export class RedisSessionStore extends BaseStore {
   protected async doDelete(id: string): Promise<boolean> {
     const key = this.layout.key(id);
     // STALE: a later write of this store landed, so this delete counts as done before it.
-    return (await this.guard(this.scripts.mssDel(key, this.writer, ++this.seq, this.floor))) > 0;
+    const tombstone = this.layout.key(id, TOMBSTONE);
+    const tombstoneMs = Math.max(60_000, 30 * this.options.commandTimeout);
+    return (
+      (await this.guard(
+        this.scripts.mssDel(key, tombstone, this.writer, ++this.seq, this.floor, tombstoneMs),
+      )) > 0
+    );
   }
 
   protected async doHas(id: string): Promise<boolean> {
