@@ -75,3 +75,6 @@ export class Probe {
 
 export const LATE = "calls past commandTimeout + margin";
 export const UNEXPECTED = "unexpected errors";
+export const UNHANDLED = "unhandled rejections";
+export const UNCAUGHT = "uncaught exceptions";
+export const ERRORS = "experiment errors";
