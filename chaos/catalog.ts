@@ -14,14 +14,14 @@ export const CATALOG: readonly CatalogEntry[] = [
   {
     name: "standalone",
     setup:
-      "1 Redis (AOF fsync always); 8 writers + 2 shared counters; SIGSTOP 3 s, kill -9, restart",
+      "1 Redis (AOF fsync always); 8 writers + 2 shared counters; SIGSTOP 3 s (writers stopped before SIGCONT), then kill -9 and restart",
     runs: 1,
     timeoutMs: 60_000,
   },
   {
     name: "sentinel",
     setup:
-      "master + replica + Sentinel; 8 writers + 2 counters; master SIGSTOP until the replica is promoted, then kill -9 and restart",
+      "master + replica + Sentinel; 8 writers + 2 counters; master SIGSTOP until the replica is promoted, writers stopped, old master kill -9, then restarted empty",
     runs: 1,
     timeoutMs: 90_000,
   },
