@@ -125,6 +125,34 @@ describe("reference server, hostile input", () => {
     expect(answer.headers.get("mcp-session-id")).toBeNull();
   });
 
+  it("stores nothing for a flood of 900 KB initializes from one client (fixed count, loopback)", async () => {
+    const gauge = async () =>
+      sample(await (await fetch(`${server.url}/metrics`)).text(), "mcp_session_store_sessions");
+    const before = await gauge();
+    const body = JSON.stringify({
+      ...INIT,
+      params: {
+        ...INIT.params,
+        clientInfo: { name: "x", version: "1", title: "t".repeat(900_000) },
+      },
+    });
+    const statuses = new Map<number, number>();
+    for (let round = 0; round < 10; round++) {
+      const answers = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          fetch(server.mcpUrl, { method: "POST", headers: HEADERS, body }).then(async (r) => {
+            await r.body?.cancel();
+            return r.status;
+          }),
+        ),
+      );
+      for (const status of answers) statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(statuses)).toEqual({ 413: 50 });
+    expect(await gauge()).toBe(before);
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+
   it("answers capabilities nested 300 deep with 400 and the request id, and logs nothing", async () => {
     const before = server.output().length;
     const answer = await initialize(server.mcpUrl, { capabilities: nested(300) }, "req-1");

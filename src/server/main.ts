@@ -44,7 +44,9 @@ function redisUrlOf(config: ServerConfig): string {
 }
 
 /** The library logs store selection through this logger; the server prints its own line. */
-const storeLogger: Logger = { info: () => {}, warn: logger.warn, error: logger.error };
+function storeLogger(config: ServerConfig): Logger {
+  return { info: config.verbose ? logger.info : () => {}, warn: logger.warn, error: logger.error };
+}
 
 async function openServices(config: ServerConfig): Promise<McpServices> {
   return registerRedisBackedServices(null, {
@@ -55,7 +57,7 @@ async function openServices(config: ServerConfig): Promise<McpServices> {
     prefix: config.keyPrefix,
     defaultTtl: config.sessionTtl,
     ...(config.lockNodes === undefined ? {} : { lockNodes: config.lockNodes }),
-    logger: storeLogger,
+    logger: storeLogger(config),
   });
 }
 
@@ -70,7 +72,7 @@ async function openToolStore(config: ServerConfig, services: McpServices): Promi
     redisUrl: redisUrlOf(config),
     prefix: toolPrefixOf(config.keyPrefix),
     instrumentation: false as const,
-    logger: storeLogger,
+    logger: storeLogger(config),
   };
   if (services.sessionStore.backend === "memory") return createMemorySessionStore(options);
   return createRedisSessionStore(options);
