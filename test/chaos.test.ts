@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { parseCli } from "../chaos/cli.js";
 import { checkGrants, DECREASED, OVERLAPS, REPEATED } from "../chaos/grants.js";
 import {
   CounterHistory,
@@ -50,6 +51,21 @@ describe("chaos checks", () => {
     expect(figures([g("a", 2, 0, 10), g("b", 2, 20, 30)])).toEqual([REPEATED]);
     expect(figures([g("a", 3, 0, 10), g("b", 2, 20, 30)])).toEqual([DECREASED]);
     expect(figures([g("a", 1, 0, 100), g("b", 2, 50, 60)])).toEqual([OVERLAPS]);
+  });
+});
+
+describe("npm run chaos flags", () => {
+  it("select experiments, runs and timeouts, and refuse what they do not know", () => {
+    expect(parseCli([])).toMatchObject({ only: [], quick: false, runs: undefined, out: "docs" });
+    expect(parseCli(["--quick", "--only", "cluster,standalone", "--runs", "3"])).toMatchObject({
+      only: ["cluster", "standalone"],
+      quick: true,
+      runs: 3,
+      commandTimeoutMs: 1000,
+    });
+    expect(() => parseCli(["--only", "nope"])).toThrow(/unknown experiment nope/);
+    expect(() => parseCli(["--runs", "0"])).toThrow(/positive integer/);
+    expect(() => parseCli(["--bogus"])).toThrow();
   });
 });
 
