@@ -10,7 +10,12 @@ import {
   spawnPeer,
 } from "./fixtures/v2-tasks-harness.js";
 import { eventually } from "./support/eventually.js";
-import { type RedisNode, startRedis } from "./support/redis.js";
+import {
+  type RedisClusterHandle,
+  type RedisNode,
+  startRedis,
+  startRedisCluster,
+} from "./support/redis.js";
 
 const OLD_KEY = "old-key-0123456789abcdef0123456789abcdef";
 const NEW_KEY = "new-key-0123456789abcdef0123456789abcdef";
@@ -168,6 +173,36 @@ describe("request states on Redis", () => {
       spawnPeer({ ...config, keys: rotatedKeys }),
       spawnPeer({ ...config, keys: { current: NEW_KEY } }),
     ]);
+    const [a, b, rotated, retired] = peers as [PeerOps, PeerOps, PeerOps, PeerOps];
+    return {
+      a,
+      b,
+      rotated,
+      retired,
+      close: async () => {
+        await Promise.all(peers.map((p) => p.close()));
+      },
+    };
+  });
+});
+
+describe("request states on Redis Cluster", () => {
+  let cluster: RedisClusterHandle;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 0 });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  requestStateSuite("two instances on one Cluster (one process)", async () => {
+    const config = base({ cluster: cluster.seeds });
+    const peers = [
+      await createPeer(config),
+      await createPeer(config),
+      await createPeer({ ...config, keys: rotatedKeys }),
+      await createPeer({ ...config, keys: { current: NEW_KEY } }),
+    ];
     const [a, b, rotated, retired] = peers as [PeerOps, PeerOps, PeerOps, PeerOps];
     return {
       a,

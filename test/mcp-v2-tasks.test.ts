@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTaskStore, type TaskStore } from "../src/mcp/tasks.js";
 import {
   createPeer,
+  memoryBus,
   type PeerConfig,
   type PeerError,
   type PeerOps,
@@ -10,7 +11,12 @@ import {
   spawnPeer,
 } from "./fixtures/v2-tasks-harness.js";
 import { eventually } from "./support/eventually.js";
-import { type RedisNode, startRedis } from "./support/redis.js";
+import {
+  type RedisClusterHandle,
+  type RedisNode,
+  startRedis,
+  startRedisCluster,
+} from "./support/redis.js";
 
 const KEY = "key-0123456789abcdef0123456789abcdef";
 
@@ -275,6 +281,29 @@ describe("tasks on Redis", () => {
       PeerOps,
       PeerOps,
     ];
+    return {
+      a,
+      b,
+      close: async () => {
+        await Promise.all([a.close(), b.close()]);
+      },
+    };
+  });
+});
+
+describe("tasks on Redis Cluster", () => {
+  let cluster: RedisClusterHandle;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 0 });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  taskSuite("two instances on one Cluster (one process, one bus)", async () => {
+    const bus = memoryBus();
+    const config = base({ cluster: cluster.seeds });
+    const [a, b] = [await createPeer(config, { bus }), await createPeer(config, { bus })];
     return {
       a,
       b,
