@@ -17,6 +17,8 @@ export interface ExperimentResult {
   held: boolean;
   /** The first violations, prefixed with their run. */
   details: string[];
+  /** Violations of each run, in order: an intermittent defect shows in some runs only. */
+  violationsPerRun: number[];
   durationMs: number;
 }
 
@@ -50,6 +52,7 @@ export function summarize(
     commandTimeoutMs: Math.max(0, ...reports.map((r) => r.commandTimeoutMs)),
     held: violations === 0 && reports.length > 0,
     details,
+    violationsPerRun: reports.map((r) => Object.values(r.figures).reduce((a, b) => a + b, 0)),
     durationMs,
   };
 }
@@ -79,7 +82,8 @@ export function table(results: ExperimentResult[]): string {
 export function failures(results: ExperimentResult[]): string {
   const lines: string[] = [];
   for (const r of results.filter((x) => !x.held)) {
-    lines.push(`- ${r.name}:`);
+    const failed = r.violationsPerRun.filter((v) => v > 0).length;
+    lines.push(`- ${r.name} (violations in ${failed} of ${r.runs} runs):`);
     for (const d of r.details) lines.push(`  - ${d}`);
   }
   return lines.join("\n");
