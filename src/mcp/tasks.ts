@@ -259,7 +259,6 @@ export function createTaskStore(options: TaskStoreOptions): TaskStore {
       const local = setIn(workers, taskId);
       local.add(controller);
       try {
-        // A cancel that landed before the worker subscribed is still seen.
         // A task cancelled (or ended) before its worker started is not worked on.
         if (TERMINAL.has((await store.get(taskId, caller)).status)) return;
         const result = await work(runContext(taskId, caller, controller.signal));
