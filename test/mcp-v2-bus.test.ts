@@ -7,7 +7,12 @@ import { type ChangeEvent, createEventBus, type TaskStatusEvent } from "../src/m
 import { redisAccessOf } from "../src/mcp/support.js";
 import { type Instance, startInstance } from "./fixtures/v2-instances.js";
 import { eventually } from "./support/eventually.js";
-import { type RedisNode, startRedis } from "./support/redis.js";
+import {
+  type RedisClusterHandle,
+  type RedisNode,
+  startRedis,
+  startRedisCluster,
+} from "./support/redis.js";
 
 const silent = { info() {}, warn() {}, error() {} };
 
@@ -252,5 +257,62 @@ describe("event bus across two processes on one Redis", () => {
     // A's own listeners got everything, outage or not.
     for (const list of await a.call<number[][]>({ op: "received" }))
       expect(list).toEqual(range(0, published));
+  }, 60_000);
+});
+
+describe("event bus on a Redis Cluster: sharded pub/sub", () => {
+  let cluster: RedisClusterHandle;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 0 });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it("SSUBSCRIBE on the channel's shard only; each listener once on both clients", async () => {
+    const stores = await Promise.all(
+      [0, 1].map(() =>
+        createRedisSessionStore({
+          redis: { clusterNodes: cluster.seeds },
+          prefix: "shard:",
+          instrumentation: false,
+        }),
+      ),
+    );
+    try {
+      const buses = await Promise.all(
+        stores.map((s) =>
+          createEventBus({ redis: redisAccessOf(s), registry: new Registry(), logger: silent }),
+        ),
+      );
+      const got: number[][] = [[], []];
+      for (const [i, bus] of buses.entries())
+        bus.subscribe((e) => got[i]?.push(Number(e.params?.n)));
+      for (let n = 0; n < 20; n++)
+        buses[n % 2]?.publish({ kind: "tools_list_changed", params: { n } });
+      await eventually(async () => {
+        for (const list of got) expect(list).toHaveLength(20);
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      for (const list of got) expect([...list].sort((x, y) => x - y)).toEqual(range(0, 20));
+      // The channel is a shard channel on exactly one node, and no classic channel anywhere.
+      const answers = await Promise.all(
+        cluster.nodes.map(async (n) => {
+          const raw = new Redis(n.url);
+          try {
+            const shard = (await raw.call("PUBSUB", "SHARDCHANNELS")) as string[];
+            const classic = (await raw.call("PUBSUB", "CHANNELS")) as string[];
+            return { shard, classic };
+          } finally {
+            raw.disconnect();
+          }
+        }),
+      );
+      expect(answers.filter((a) => a.shard.includes("shard:bus"))).toHaveLength(1);
+      expect(answers.flatMap((a) => a.classic)).toEqual([]);
+      await Promise.all(buses.map((b) => b.close()));
+    } finally {
+      await Promise.all(stores.map((s) => s.disconnect()));
+    }
   }, 60_000);
 });
