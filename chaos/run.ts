@@ -9,7 +9,7 @@
  */
 import { type CliOptions, parseCli, USAGE } from "./cli.js";
 import { writeRecord } from "./record.js";
-import { table } from "./report.js";
+import { failures, table } from "./report.js";
 import { runExperiments } from "./runner.js";
 import { killAllWorkers } from "./supervise.js";
 
@@ -45,9 +45,7 @@ const results = await runExperiments({
 });
 console.log(`\n${table(results)}\n`);
 const held = results.every((r) => r.held);
-for (const r of results.filter((x) => !x.held)) {
-  console.log(`${r.name} violations:\n${r.details.map((d) => `  ${d}`).join("\n")}`);
-}
+if (!held) console.log(`Violations:\n${failures(results)}\n`);
 // A partial run does not replace the run of record unless asked to.
 const full = only.length === 0 && !quick && runs === undefined;
 if (cli.write ?? full) {
