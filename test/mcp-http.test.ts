@@ -8,6 +8,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { CallToolResultSchema, CreateTaskResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { ErrorCode, SessionStoreError } from "../src/errors.js";
 import { registerRedisBackedServices } from "../src/mcp/index.js";
 import {
   connectClient,
@@ -198,6 +199,38 @@ describe("MCP handler, memory store", () => {
       expect(refused.json).toMatchObject({ id: "big-1", error: { code: -32602 } });
     } finally {
       await bounded.close();
+    }
+  });
+
+  it("answers 503 while the store is down and logs the outage once, not per request", async () => {
+    const lines: string[] = [];
+    const log = (m: string) => lines.push(m);
+    const down = await startInProcess(
+      { forceMemorySessionStore: true },
+      { logger: { info: () => {}, warn: log, error: log } },
+    );
+    try {
+      const id = await rawInitialize(down.url);
+      // Fault injection: the store stops answering.
+      const spy = vi
+        .spyOn(down.services.sessionStore, "touchSession")
+        .mockRejectedValue(
+          new SessionStoreError(ErrorCode.BACKEND_UNAVAILABLE, "Redis touch failed: ECONNREFUSED"),
+        );
+      const call = JSON.stringify({ jsonrpc: "2.0", id: 4, method: "tools/list" });
+      for (let i = 0; i < 20; i++) {
+        const res = await post(down.url, call, {
+          "mcp-session-id": id,
+          "mcp-protocol-version": "2025-11-25",
+        });
+        expect(res.status).toBe(503);
+        expect(res.json).toMatchObject({ id: 4 });
+      }
+      spy.mockRestore();
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain("ECONNREFUSED");
+    } finally {
+      await down.close();
     }
   });
 

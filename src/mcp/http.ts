@@ -279,6 +279,32 @@ function messagesOf(text: string, contentType: string | null): unknown[] {
   return out;
 }
 
+/** How often, at most, a store outage is logged while requests keep failing with 503. */
+const OUTAGE_LOG_EVERY_MS = 10_000;
+
+/**
+ * One warning per `OUTAGE_LOG_EVERY_MS` while the store is down, with the number of 503s since
+ * the last one: an outage under load must not write a line per request.
+ */
+class OutageLog {
+  private last = 0;
+  private suppressed = 0;
+
+  constructor(private readonly logger: Logger) {}
+
+  report(message: string): void {
+    const now = Date.now();
+    if (now - this.last < OUTAGE_LOG_EVERY_MS) {
+      this.suppressed++;
+      return;
+    }
+    const more = this.suppressed > 0 ? ` (${this.suppressed} more 503s since the last line)` : "";
+    this.last = now;
+    this.suppressed = 0;
+    this.logger.warn(`Session store unavailable, answering 503: ${message}${more}`);
+  }
+}
+
 /**
  * The 4xx answer for a store error caused by what the client sent (data that is not storable
  * JSON, a record over the store's limit), or undefined for any other error.
@@ -352,6 +378,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     metrics,
     onClosed: (session) => eventStore?.forgetLocal(session.id),
   });
+  const outage = new OutageLog(logger);
   const adopting = new Map<string, Promise<LocalSession>>();
   const followers = new Set<AbortController>();
   let closed = false;
@@ -703,9 +730,9 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
         return;
       }
       const unavailable = isSessionStoreError(err) && err.code === "ERR_BACKEND_UNAVAILABLE";
-      logger.error(
-        `MCP request failed: ${printable(err instanceof Error ? err.message : String(err))}`,
-      );
+      const text = printable(err instanceof Error ? err.message : String(err));
+      if (unavailable) outage.report(text);
+      else logger.error(`MCP request failed: ${text}`);
       sendError(
         res,
         unavailable
