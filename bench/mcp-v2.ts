@@ -7,13 +7,15 @@
  *      Variants alternate in every round; the ratio redis/baseline is the target (>= 0.85).
  *   2. Event bus delivery latency across processes: a child process publishes 1,000 events/s,
  *      this process receives them through Redis; p50/p99 from the monotonic clock both share.
- * Medians of BENCH_ROUNDS rounds (3; 1 with --quick), printed as Markdown and written to
- * bench/results/<YYYY-MM-DD>/mcp-v2.json and mcp-v2.md.
+ * Throughput: BENCH_SLICES (20; 6 with --quick) pairs of BENCH_SLICE_SECONDS (0.5) slices; bus:
+ * BENCH_ROUNDS rounds (3; 1) of BENCH_BUS_SECONDS (10; 3). Medians, printed as Markdown and written
+ * to bench/results/<YYYY-MM-DD>/mcp-v2.json and mcp-v2.md.
  *
- *   npm run bench:mcp-v2 [-- --quick]   # BENCH_ROUNDS, BENCH_DURATION (s per variant), BENCH_BUS_SECONDS
+ *   npm run bench:mcp-v2 [-- --quick]
  */
 import { fork } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
@@ -196,7 +198,8 @@ const median = (values: number[]) =>
 
 async function main(): Promise<void> {
   const rounds = knob("BENCH_ROUNDS", 3, 1);
-  const seconds = knob("BENCH_DURATION", 5, 2);
+  const slices = knob("BENCH_SLICES", 20, 6);
+  const sliceSeconds = knob("BENCH_SLICE_SECONDS", 0.5, 0.5);
   const busSeconds = knob("BENCH_BUS_SECONDS", 10, 3);
   const { startRedis } = await import("../test/support/redis.js");
   const redis = await startRedis();
@@ -218,22 +221,27 @@ async function main(): Promise<void> {
     // Warm-up: the first seconds of a handler run before the JIT has compiled its path.
     for (const variant of ["baseline", "redis"] as const)
       for (const concurrency of [1, 64])
-        await throughput(handlers[variant], template, concurrency, Math.min(seconds, 2));
+        await throughput(handlers[variant], template, concurrency, 2);
+    // Short slices, the two variants back to back, many times: on a shared machine the load
+    // drifts, and a ratio of adjacent slices cancels most of the drift that long runs keep.
     const runs: Record<string, number[]> = {};
-    for (let round = 0; round < rounds; round++) {
-      for (const concurrency of [1, 64]) {
-        // Alternate which variant goes first so neither always runs on a warmer process.
+    for (const concurrency of [1, 64]) {
+      for (let slice = 0; slice < slices; slice++) {
         const order =
-          round % 2 === 0 ? (["baseline", "redis"] as const) : (["redis", "baseline"] as const);
-        for (const variant of order) {
-          const rps = await throughput(handlers[variant], template, concurrency, seconds);
-          const key = `${variant}@${concurrency}`;
-          runs[key] = [...(runs[key] ?? []), rps];
-          console.error(
-            `round ${round + 1}: ${variant} c=${concurrency} ${rps.toFixed(0)} calls/s`,
-          );
-        }
+          slice % 2 === 0 ? (["baseline", "redis"] as const) : (["redis", "baseline"] as const);
+        const rps: Record<string, number> = {};
+        for (const variant of order)
+          rps[variant] = await throughput(handlers[variant], template, concurrency, sliceSeconds);
+        for (const [key, value] of [
+          [`baseline@${concurrency}`, rps.baseline as number],
+          [`redis@${concurrency}`, rps.redis as number],
+          [`ratio@${concurrency}`, (rps.redis as number) / (rps.baseline as number)],
+        ] as const)
+          runs[key] = [...(runs[key] ?? []), value];
       }
+      console.error(
+        `c=${concurrency}: ratios ${(runs[`ratio@${concurrency}`] ?? []).map((r) => r.toFixed(2)).join(" ")}`,
+      );
     }
     const bus: Array<Awaited<ReturnType<typeof busLatency>>> = [];
     for (let round = 0; round < rounds; round++) {
@@ -249,7 +257,12 @@ async function main(): Promise<void> {
     const rows = [1, 64].map((c) => {
       const base = median(runs[`baseline@${c}`] ?? []);
       const shared = median(runs[`redis@${c}`] ?? []);
-      return { concurrency: c, baseline: base, redis: shared, ratio: shared / base };
+      return {
+        concurrency: c,
+        baseline: base,
+        redis: shared,
+        ratio: median(runs[`ratio@${c}`] ?? []),
+      };
     });
     const latency = {
       rate: 1000,
@@ -260,23 +273,27 @@ async function main(): Promise<void> {
       received: bus.reduce((s, b) => s + b.received, 0),
     };
     const md = [
-      `tools/call through createMcpHandler (handler.fetch, JSON responses), ${seconds} s per variant, median of ${rounds} rounds, Node ${process.version}:`,
+      `tools/call through createMcpHandler (handler.fetch, JSON responses), ${slices} alternating slices of ${sliceSeconds} s per variant, medians (the ratio is the median of adjacent-slice ratios), Node ${process.version}:`,
       "",
-      "| concurrency | in-memory bus, no store (calls/s) | Redis services (calls/s) | ratio (target >= 0.85) |",
-      "| ---: | ---: | ---: | ---: |",
+      "| concurrency | in-memory bus, no store (calls/s) | Redis services (calls/s) | ratio (target >= 0.85) | median of paired ratios |",
+      "| ---: | ---: | ---: | ---: | ---: |",
       ...rows.map(
         (r) =>
-          `| ${r.concurrency} | ${r.baseline.toFixed(0)} | ${r.redis.toFixed(0)} | ${r.ratio.toFixed(2)} |`,
+          `| ${r.concurrency} | ${r.baseline.toFixed(0)} | ${r.redis.toFixed(0)} | ${r.ratio.toFixed(2)} | ${r.pairedRatio.toFixed(2)} |`,
       ),
       "",
       `Event bus across processes, ${latency.rate} events/s for ${busSeconds} s, median of ${rounds} rounds: p50 ${latency.p50.toFixed(2)} ms, p99 ${latency.p99.toFixed(2)} ms (target p99 < 5 ms); ${latency.received} of ${latency.sent} events delivered.`,
+      "",
+      `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? "unknown"}), load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(" / ")} at the end of the run.`,
     ].join("\n");
     console.log(md);
     const dir = path.join(here, "results", new Date().toISOString().slice(0, 10));
     mkdirSync(dir, { recursive: true });
     writeFileSync(
       path.join(dir, "mcp-v2.json"),
-      `${JSON.stringify({ rows, latency, rounds, seconds }, null, 2)}\n`,
+      `${JSON.stringify({ rows, latency, rounds, slices, sliceSeconds, loadavg: loadavg(), cores: cpus().length }, null, 2)}\n`,
     );
     writeFileSync(path.join(dir, "mcp-v2.md"), `${md}\n`);
   } finally {
