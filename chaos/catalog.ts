@@ -42,7 +42,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   {
     name: "lock-exclusion",
     setup:
-      "3 lock nodes; 6 contenders in 3 stores (acquireLock, read-yield-write, release); one node frozen, one killed and restarted empty, another frozen",
+      "3 lock nodes, 3 stores; 6 short holders on one lock, 3 withLock holders past 2/3 of the lease on another; one node frozen, one killed and restarted empty, another frozen",
     runs: 1,
     timeoutMs: 90_000,
   },
