@@ -261,7 +261,8 @@ async function main(): Promise<void> {
         concurrency: c,
         baseline: base,
         redis: shared,
-        ratio: median(runs[`ratio@${c}`] ?? []),
+        ratio: shared / base,
+        pairedRatio: median(runs[`ratio@${c}`] ?? []),
       };
     });
     const latency = {
