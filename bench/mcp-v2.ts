@@ -274,7 +274,7 @@ async function main(): Promise<void> {
       received: bus.reduce((s, b) => s + b.received, 0),
     };
     const md = [
-      `tools/call through createMcpHandler (handler.fetch, JSON responses), ${slices} alternating slices of ${sliceSeconds} s per variant, medians (the ratio is the median of adjacent-slice ratios), Node ${process.version}:`,
+      `tools/call through createMcpHandler (handler.fetch, JSON responses), ${slices} alternating slices of ${sliceSeconds} s per variant, ratio of the median throughputs, and the median of the ratios of adjacent slices, Node ${process.version}:`,
       "",
       "| concurrency | in-memory bus, no store (calls/s) | Redis services (calls/s) | ratio (target >= 0.85) | median of paired ratios |",
       "| ---: | ---: | ---: | ---: | ---: |",
