@@ -239,12 +239,13 @@ export class RedisSessionStore extends BaseStore {
         : "standalone";
     this.target = describeTarget(options, this.client);
     this.layout = new KeyLayout(options.prefix);
-    this.updates = new KeyedQueue(options.commandTimeout, (ahead) =>
-      this.failure(
-        new Error(
-          `no answer within ${options.commandTimeout} ms while ${ahead} earlier update(s) of this session waited; this update was not sent`,
+    this.updates = new KeyedQueue(
+      options.commandTimeout,
+      (ahead) =>
+        new SessionStoreError(
+          ErrorCode.BACKEND_UNAVAILABLE,
+          `Redis at ${this.target} is unavailable: no answer within ${options.commandTimeout} ms to the ${ahead} earlier update(s) of this session; this update was not sent`,
         ),
-      ),
     );
     this.timed = !this.ownsClient || this.mode === "cluster";
     if (!this.timed) {
