@@ -10,7 +10,12 @@ import {
 import { redisAccessOf } from "../src/mcp/support.js";
 import type { SessionStore } from "../src/types.js";
 import { type Instance, startInstance, WorkerError } from "./fixtures/v2-instances.js";
-import { type RedisNode, startRedis } from "./support/redis.js";
+import {
+  type RedisClusterHandle,
+  type RedisNode,
+  startRedis,
+  startRedisCluster,
+} from "./support/redis.js";
 
 type Options = Omit<HandleStoreOptions, "redis" | "registry">;
 interface Backend {
@@ -224,6 +229,35 @@ handleSuite("Redis", () => ({
   },
   raw: () => new Redis(node.url),
 }));
+
+describe("on a Redis Cluster", () => {
+  let cluster: RedisClusterHandle;
+  let clusterStore: SessionStore;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 0 });
+    clusterStore = await createRedisSessionStore({
+      redis: { clusterNodes: cluster.seeds },
+      prefix: "hc:",
+      instrumentation: false,
+    });
+  });
+  afterAll(async () => {
+    await clusterStore?.disconnect();
+    await cluster?.stop();
+  });
+
+  handleSuite("Redis Cluster", () => ({
+    make: (options) => {
+      const registry = new Registry();
+      const handles = createHandleStore({
+        ...options,
+        redis: redisAccessOf(clusterStore),
+        registry,
+      });
+      return { handles, registry };
+    },
+  }));
+});
 
 describe("handles across two processes on one Redis", () => {
   let a: Instance;
