@@ -243,8 +243,10 @@ async function main(): Promise<void> {
     logger.info("stopped");
     process.exit(code);
   };
-  process.once("SIGTERM", () => void stop("SIGTERM"));
-  process.once("SIGINT", () => void stop("SIGINT"));
+  // `on`, not `once`: Ctrl-C on `npm start` reaches this process twice (from the terminal and
+  // from scripts/start.mjs), and a second signal without a listener would kill it mid-drain.
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
 }
 
 await main();
