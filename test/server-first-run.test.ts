@@ -197,6 +197,26 @@ describe("reference server, first run", () => {
       try {
         server = await startServer({ env: { REDIS_URL: redis.url, KEY_PREFIX: "firstrun:" } });
         expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+        const headers = {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        };
+        const init = await fetch(server.mcpUrl, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({
+            jsonrpc: "2.0",
+            id: 1,
+            method: "initialize",
+            params: {
+              protocolVersion: "2025-11-25",
+              capabilities: {},
+              clientInfo: { name: "c", version: "1" },
+            },
+          }),
+        });
+        const session = init.headers.get("mcp-session-id") as string;
+        await init.text();
         await redis.kill();
         let detail = "";
         const deadline = Date.now() + 10_000;
@@ -211,6 +231,21 @@ describe("reference server, first run", () => {
         }
         expect(detail).toContain(`127.0.0.1:${redis.port}`);
         expect(detail).not.toMatch(/Stream isn't writeable|max retries/);
+
+        // A request meanwhile gets 503, and the log line names the same cause.
+        const call = await fetch(server.mcpUrl, {
+          method: "POST",
+          headers: { ...headers, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+        });
+        expect(call.status).toBe(503);
+        await call.text();
+        const line = server
+          .output()
+          .split("\n")
+          .find((l) => l.includes("Session store unavailable"));
+        expect(line).toContain("ECONNREFUSED");
+        expect(line).not.toMatch(/Stream isn't writeable|max retries/);
       } finally {
         await server?.stop();
         await redis.restart();
