@@ -86,16 +86,17 @@ function handleSuite(name: string, backend: () => Backend): void {
       const { handles } = backend().make();
       const h = await handles.create({ secret: 1 }, alice);
       const unknown = `h_${"A".repeat(32)}`;
+      // Thunks, not promises: each pair starts only when it is awaited.
       for (const [op, onUnknown, onForeign] of [
-        ["get", handles.get(unknown, mallory), handles.get(h, mallory)],
+        ["get", () => handles.get(unknown, mallory), () => handles.get(h, mallory)],
         [
           "update",
-          handles.update(unknown, () => ({}), mallory),
-          handles.update(h, () => ({ stolen: true }), mallory),
+          () => handles.update(unknown, () => ({}), mallory),
+          () => handles.update(h, () => ({ stolen: true }), mallory),
         ],
-        ["touch", handles.touch(unknown, mallory), handles.touch(h, mallory)],
+        ["touch", () => handles.touch(unknown, mallory), () => handles.touch(h, mallory)],
       ] as const) {
-        const [a, b] = await Promise.all([messageOf(onUnknown), messageOf(onForeign)]);
+        const [a, b] = await Promise.all([messageOf(onUnknown()), messageOf(onForeign())]);
         expect(a, op).toBe("ERR_HANDLE_NOT_FOUND: handle not found");
         expect(b, op).toBe(a);
       }
