@@ -151,7 +151,12 @@ export class EventBus {
       this.subscriber = sub;
       sub.on("smessage", onMessage);
       sub.on("error", onError);
-      await redisCall(access, "SSUBSCRIBE", () => sub.ssubscribe(this.channel));
+      try {
+        await redisCall(access, "SSUBSCRIBE", () => sub.ssubscribe(this.channel));
+      } catch (err) {
+        sub.disconnect();
+        throw err;
+      }
       return;
     }
     // Its own connection: a subscribed connection can run no other command. The offline queue
