@@ -11,7 +11,9 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "./support/eventually.js";
 import { type NginxHandle, startNginx } from "./support/nginx.js";
 import { type RedisNode, startRedis } from "./support/redis.js";
 import { type ServerProcess, startServer } from "./support/server.js";
@@ -182,6 +184,34 @@ describe("MCP conformance 2026-07-28 (server, --requirements 2026-07-28)", () =>
         path.join(ROOT, "conformance", "results-2026-07-28.json"),
         `${JSON.stringify(file, null, 2)}\n`,
       );
+    }
+  });
+
+  it("a subscriptions/listen stream on one instance gets the change a call on the other raised, once", async () => {
+    const connect = async (url: string) => {
+      const client = new Client(
+        { name: "listen-test", version: "1.0.0" },
+        { versionNegotiation: { mode: { pin: "2026-07-28" } } as never },
+      );
+      await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+      return client;
+    };
+    const [a, b] = pair as [ServerProcess, ServerProcess];
+    const onA = await connect(a.mcpUrl);
+    const onB = await connect(b.mcpUrl);
+    try {
+      let changed = 0;
+      onB.setNotificationHandler("notifications/tools/list_changed", () => {
+        changed += 1;
+      });
+      const subscription = await onB.listen({ toolsListChanged: true });
+      await onA.callTool({ name: "test_trigger_tool_change", arguments: {} });
+      await eventually(async () => expect(changed).toBe(1), 10_000, 50);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(changed).toBe(1);
+      await subscription.close();
+    } finally {
+      await Promise.all([onA.close(), onB.close()]);
     }
   });
 });

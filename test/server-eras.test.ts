@@ -185,3 +185,105 @@ describe("reference server: both protocol eras on /mcp", () => {
     });
   }
 });
+
+describe("reference server: the HTTP layer in front of the 2026-07-28 path", () => {
+  let server: ServerProcess | undefined;
+
+  beforeAll(async () => {
+    server = await startServer({
+      env: { INIT_RATE_LIMIT: "1", MAX_BODY_BYTES: "4096", SHUTDOWN_TIMEOUT_MS: "5000" },
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("rate-limits 2025-era initializes only: 2026-07-28 requests open nothing", async () => {
+    const url = (server as ServerProcess).mcpUrl;
+    for (let i = 0; i < 3; i++) {
+      const reply = await rpc(url, "tools/call", { name: "counter_increment", arguments: {} });
+      expect(reply.result?.isError).toBeUndefined();
+    }
+    const initialize = () =>
+      fetch(url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "initialize",
+          params: {
+            protocolVersion: "2025-11-25",
+            capabilities: {},
+            clientInfo: { name: "t", version: "1" },
+          },
+        }),
+      });
+    const first = await initialize();
+    await first.body?.cancel();
+    expect(first.status).toBe(200);
+    const second = await initialize();
+    await second.body?.cancel();
+    expect(second.status).toBe(429);
+  });
+
+  it("checks Host and the body limit before classifying", async () => {
+    const url = (server as ServerProcess).mcpUrl;
+    const body = (params: Record<string, unknown>) =>
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/call",
+        params: {
+          ...params,
+          _meta: {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": { name: "t", version: "1" },
+            "io.modelcontextprotocol/clientCapabilities": {},
+          },
+        },
+      });
+    const headers = {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-protocol-version": "2026-07-28",
+      "mcp-method": "tools/call",
+      "mcp-name": "notes_put",
+    };
+    const { request } = await import("node:http");
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        url,
+        { method: "POST", headers: { ...headers, host: "evil.example" } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end(body({ name: "notes_put", arguments: { key: "k", value: "v" } }));
+    });
+    expect(status).toBe(403);
+    const big = await fetch(url, {
+      method: "POST",
+      headers,
+      body: body({ name: "notes_put", arguments: { key: "k", value: "x".repeat(5000) } }),
+    });
+    await big.body?.cancel();
+    expect(big.status).toBe(413);
+  });
+
+  it("ends an open subscriptions/listen stream on SIGTERM and exits 0", async () => {
+    const client = await modernClient((server as ServerProcess).mcpUrl, { pin: "2026-07-28" });
+    await client.listen({ toolsListChanged: true });
+    const started = Date.now();
+    const exit = await (server as ServerProcess).stop("SIGTERM", 10_000);
+    expect(exit.code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await client.close().catch(() => {});
+  });
+});
