@@ -87,9 +87,12 @@ export async function followStream(options: FollowOptions): Promise<FollowEnd> {
   }
 }
 
-/** The first read replays what the client missed; later reads follow a push. */
+/**
+ * The first read replays what the client missed; later reads follow a push. Everything written
+ * on a resumed request stream was resumed, so it counts as replayed too.
+ */
 function count(options: FollowOptions, n: number, replay: boolean): void {
   if (n === 0) return;
-  if (replay) options.events.countReplayed(n);
-  else safely(() => options.metrics.messagesPushed.inc({ stream: options.kind }, n));
+  if (replay || options.kind === "request") options.events.countReplayed(n);
+  if (!replay) safely(() => options.metrics.messagesPushed.inc({ stream: options.kind }, n));
 }
