@@ -9,6 +9,9 @@ const unit = [
   "test/conformance-memory.test.ts",
   "test/bench-report.test.ts",
   "test/mcp-http.test.ts",
+  "test/telemetry-public-api.test.ts",
+  "test/telemetry-safely.test.ts",
+  "test/locks-guarantees-doc.test.ts",
   "test/unit-*.test.ts",
 ];
 const ops = [
@@ -16,6 +19,7 @@ const ops = [
   "test/server*.test.ts",
   "test/conformance-mcp*.test.ts",
   "test/package*.test.ts",
+  "test/mcp-v2-guard*.test.ts",
 ];
 
 export default defineConfig({

@@ -4,9 +4,12 @@
  * concurrency 1 and 64. Rounds alternate bare and instrumented so drift hits both alike; each
  * figure is the median of the rounds.
  *
- *   node --import tsx bench/instrument.ts [--rounds 5] [--json]
+ *   node --import tsx bench/instrument.ts [--rounds 5] [--quick] [--json]
+ *
+ * --quick (or BENCH_QUICK=1): a quarter of the operations and 2 rounds, rougher figures.
  */
 import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
 import type { Tracer } from "@opentelemetry/api";
 import {
   BasicTracerProvider,
@@ -98,9 +101,10 @@ const noopExporter: SpanExporter = {
 
 /** Runs every configuration; returns one row each. */
 export async function runInstrumentBench(
-  options: { rounds?: number } = {},
+  options: { rounds?: number; quick?: boolean } = {},
 ): Promise<InstrumentBenchRow[]> {
-  const rounds = options.rounds ?? 5;
+  const rounds = options.rounds ?? (options.quick ? 2 : 5);
+  const scale = options.quick ? 0.25 : 1;
   const redis = await startRedis();
   const provider = new BasicTracerProvider({
     spanProcessors: [new SimpleSpanProcessor(noopExporter)],
@@ -131,7 +135,8 @@ export async function runInstrumentBench(
         });
         open.push(instrumented);
         for (const concurrency of [1, 64]) {
-          const total = backend === "memory" ? 200_000 : concurrency === 1 ? 10_000 : 40_000;
+          const total =
+            scale * (backend === "memory" ? 200_000 : concurrency === 1 ? 10_000 : 40_000);
           const r = await compare(bare, instrumented, total, concurrency, rounds);
           rows.push({
             backend,
@@ -170,11 +175,17 @@ export function formatInstrumentBench(rows: InstrumentBenchRow[]): string {
 const isMain =
   process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\//, ""));
 if (isMain) {
-  const arg = (name: string): string | undefined => {
-    const i = process.argv.indexOf(name);
-    return i >= 0 ? process.argv[i + 1] : undefined;
-  };
-  const rows = await runInstrumentBench({ rounds: Number(arg("--rounds") ?? 5) });
-  if (process.argv.includes("--json")) console.log(JSON.stringify(rows));
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: "string" },
+      quick: { type: "boolean", default: process.env.BENCH_QUICK === "1" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  const rows = await runInstrumentBench({
+    quick: values.quick,
+    ...(values.rounds === undefined ? {} : { rounds: Number(values.rounds) }),
+  });
+  if (values.json) console.log(JSON.stringify(rows));
   else console.log(formatInstrumentBench(rows));
 }

@@ -18,7 +18,7 @@ import {
 import { SET_SCRIPT } from "../src/stores/scripts.js";
 import { startRedis } from "../test/support/redis.js";
 import { formatInstrumentBench, runInstrumentBench } from "./instrument.js";
-import { knob } from "./quick.js";
+import { knob, QUICK } from "./quick.js";
 
 const SECONDS = knob("BENCH_SECONDS", 2, 0.5);
 const ROUNDS = knob("BENCH_ROUNDS", 5, 2);
@@ -216,7 +216,7 @@ export function writeResults(name: string, data: unknown, markdown: string): str
 if (import.meta.url === `file://${process.argv[1]}`) {
   const results = await runStoreBench();
   console.error("instrumented vs bare ...");
-  const instrumented = await runInstrumentBench({ rounds: ROUNDS });
+  const instrumented = await runInstrumentBench({ rounds: ROUNDS, quick: QUICK });
   const md = [
     `## Store throughput (get+set of a 1 KB session, ${SECONDS} s x ${ROUNDS} rounds, median)`,
     table(results),

@@ -14,14 +14,14 @@ export const CATALOG: readonly CatalogEntry[] = [
   {
     name: "standalone",
     setup:
-      "1 Redis (AOF fsync always); 8 writers + 2 shared counters; SIGSTOP 3 s, kill -9, restart",
+      "1 Redis (AOF fsync always); 8 writers + 2 shared counters; SIGSTOP 3 s (writers stopped before SIGCONT), then kill -9 and restart",
     runs: 1,
     timeoutMs: 60_000,
   },
   {
     name: "sentinel",
     setup:
-      "master + replica + Sentinel; 8 writers + 2 counters; master SIGSTOP until the replica is promoted, then kill -9 and restart",
+      "master + replica + Sentinel; 8 writers + 2 counters; master SIGSTOP until the replica is promoted, writers stopped, old master kill -9, then restarted empty",
     runs: 1,
     timeoutMs: 90_000,
   },
@@ -29,7 +29,7 @@ export const CATALOG: readonly CatalogEntry[] = [
     name: "cluster",
     setup:
       "Cluster 3 masters + 3 replicas; 16 writers + 4 counters; a master SIGSTOP 6 s (replica promoted), writers stopped before SIGCONT",
-    runs: 3,
+    runs: 5,
     timeoutMs: 120_000,
   },
   {
@@ -42,7 +42,7 @@ export const CATALOG: readonly CatalogEntry[] = [
   {
     name: "lock-exclusion",
     setup:
-      "3 lock nodes; 6 contenders in 3 stores (acquireLock, read-yield-write, release); one node frozen, one killed and restarted empty, another frozen",
+      "3 lock nodes, 3 stores; 6 short holders on one lock, 3 withLock holders past 2/3 of the lease on another; one node frozen, one killed and restarted empty, another frozen",
     runs: 1,
     timeoutMs: 90_000,
   },

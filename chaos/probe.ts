@@ -12,7 +12,8 @@ export interface RunReport {
   commandTimeoutMs: number;
 }
 
-const MAX_DETAILS = 12;
+/** Enough to see what went wrong, few enough that one noisy figure does not hide another. */
+const DETAILS_PER_FIGURE = 4;
 
 /**
  * Counts operations and violations of one run, and times every call against its bound
@@ -33,8 +34,9 @@ export class Probe {
   }
 
   violation(figure: string, detail: string): void {
-    this.figures[figure] = (this.figures[figure] ?? 0) + 1;
-    if (this.details.length < MAX_DETAILS) this.details.push(`${figure}: ${detail}`);
+    const count = (this.figures[figure] ?? 0) + 1;
+    this.figures[figure] = count;
+    if (count <= DETAILS_PER_FIGURE) this.details.push(`${figure}: ${detail}`);
   }
 
   /** Runs `fn`, timing it; a call over its bound is a violation, whatever its outcome. */
@@ -73,3 +75,6 @@ export class Probe {
 
 export const LATE = "calls past commandTimeout + margin";
 export const UNEXPECTED = "unexpected errors";
+export const UNHANDLED = "unhandled rejections";
+export const UNCAUGHT = "uncaught exceptions";
+export const ERRORS = "experiment errors";

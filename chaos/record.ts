@@ -14,7 +14,10 @@ interface Record {
 
 function command(file: string, args: string[]): string {
   try {
-    return execFileSync(file, args, { encoding: "utf8" }).trim();
+    return execFileSync(file, args, {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
   } catch {
     return "unknown";
   }
@@ -23,7 +26,7 @@ function command(file: string, args: string[]): string {
 function machine() {
   const src = command("git", ["status", "--porcelain", "--", "src"]);
   return {
-    cores: os.availableParallelism(),
+    cores: Number(command("nproc", [])) || os.availableParallelism(),
     cpu: os.cpus()[0]?.model ?? "unknown",
     os: `${os.type()} ${os.release()}`,
     node: process.version,
@@ -66,6 +69,14 @@ export function writeRecord(dir: string, record: Record): string[] {
     table(record.results),
     "",
     record.held ? "" : `## Violations\n\n${failures(record.results)}\n`,
+    "## Run it",
+    "",
+    "`npm run chaos` runs every experiment and rewrites this page and `chaos-results.json`; it " +
+      "exits 0 only when every figure below is zero. `--quick` shortens the faults and runs each " +
+      "experiment once, `--only <name>[,<name>]` selects experiments, `--runs N` repeats each, " +
+      "`--write` records a partial run. It needs `redis-server` and `redis-cli` on PATH and " +
+      "takes a few minutes on 2 cores.",
+    "",
     "## Figures checked (each must be zero)",
     "",
     checkedFigures(record.results),

@@ -1,6 +1,8 @@
 import type { CatalogEntry } from "./catalog.js";
 import type { RunReport } from "./probe.js";
 
+const DETAILS_PER_FIGURE = 4;
+
 /** All runs of one experiment, summed. */
 export interface ExperimentResult {
   name: string;
@@ -15,6 +17,8 @@ export interface ExperimentResult {
   held: boolean;
   /** The first violations, prefixed with their run. */
   details: string[];
+  /** Violations of each run, in order: an intermittent defect shows in some runs only. */
+  violationsPerRun: number[];
   durationMs: number;
 }
 
@@ -25,9 +29,16 @@ export function summarize(
 ): ExperimentResult {
   const figures: Record<string, number> = {};
   const details: string[] = [];
+  const shown = new Map<string, number>();
   for (const [i, r] of reports.entries()) {
     for (const [k, v] of Object.entries(r.figures)) figures[k] = (figures[k] ?? 0) + v;
-    for (const d of r.details) details.push(`run ${i + 1}: ${d}`);
+    for (const d of r.details) {
+      // A figure that fires in every run must not push the others out of the report.
+      const figure = d.slice(0, d.indexOf(":"));
+      const n = (shown.get(figure) ?? 0) + 1;
+      shown.set(figure, n);
+      if (n <= DETAILS_PER_FIGURE) details.push(`run ${i + 1}: ${d}`);
+    }
   }
   const violations = Object.values(figures).reduce((a, b) => a + b, 0);
   return {
@@ -41,6 +52,7 @@ export function summarize(
     commandTimeoutMs: Math.max(0, ...reports.map((r) => r.commandTimeoutMs)),
     held: violations === 0 && reports.length > 0,
     details,
+    violationsPerRun: reports.map((r) => Object.values(r.figures).reduce((a, b) => a + b, 0)),
     durationMs,
   };
 }
@@ -70,8 +82,9 @@ export function table(results: ExperimentResult[]): string {
 export function failures(results: ExperimentResult[]): string {
   const lines: string[] = [];
   for (const r of results.filter((x) => !x.held)) {
-    lines.push(`- ${r.name}:`);
-    for (const d of r.details.slice(0, 8)) lines.push(`  - ${d}`);
+    const failed = r.violationsPerRun.filter((v) => v > 0).length;
+    lines.push(`- ${r.name} (violations in ${failed} of ${r.runs} runs):`);
+    for (const d of r.details) lines.push(`  - ${d}`);
   }
   return lines.join("\n");
 }

@@ -1,42 +1,28 @@
 /**
  * `npm run chaos`: every experiment against real servers spawned on loopback, a table of the
- * figures that must be zero, and an exit code that says whether all held.
+ * figures that must be zero, and an exit code that says whether all held (0), not (1), or the
+ * command line was wrong (2).
  *
- *   npm run chaos                      all experiments, written to docs/chaos.md and docs/chaos-results.json
- *   npm run chaos -- --quick           shorter faults, one run each
- *   npm run chaos -- --only cluster --runs 5
+ *   npm run chaos                            all experiments, recorded in docs/chaos.md and docs/chaos-results.json
+ *   npm run chaos -- --quick                 shorter faults, one run each
+ *   npm run chaos -- --only cluster --runs 10
  */
-import { parseArgs } from "node:util";
+import { type CliOptions, parseCli, USAGE } from "./cli.js";
 import { writeRecord } from "./record.js";
-import { table } from "./report.js";
+import { failures, table } from "./report.js";
 import { runExperiments } from "./runner.js";
 import { killAllWorkers } from "./supervise.js";
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    only: { type: "string", multiple: true, default: [] },
-    runs: { type: "string" },
-    "command-timeout": { type: "string", default: "1000" },
-    margin: { type: "string", default: "500" },
-    write: { type: "boolean" },
-    out: { type: "string", default: "docs" },
-    help: { type: "boolean", short: "h", default: false },
-  },
-});
-
-if (values.help) {
-  console.log(
-    "npm run chaos -- [--quick] [--only <name>[,<name>]] [--runs N] [--command-timeout ms] [--margin ms] [--write] [--out dir]",
-  );
-  process.exit(0);
+let cli: CliOptions;
+try {
+  cli = parseCli(process.argv.slice(2));
+} catch (err) {
+  console.error(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+  process.exit(2);
 }
-
-function positive(name: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} expects a positive integer`);
-  return n;
+if (cli.help) {
+  console.log(USAGE);
+  process.exit(0);
 }
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -46,17 +32,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-const only = values.only.flatMap((v) => v.split(",")).filter(Boolean);
-const options = {
-  only,
-  quick: values.quick,
-  runs: positive("runs", values.runs),
-  commandTimeoutMs: positive("command-timeout", values["command-timeout"]) ?? 1000,
-  marginMs: positive("margin", values.margin) ?? 500,
-};
+const { only, quick, runs, commandTimeoutMs, marginMs } = cli;
+const options = { only, quick, runs, commandTimeoutMs, marginMs };
 const started = new Date();
 console.log(
-  `chaos: ${only.length ? only.join(", ") : "all experiments"}${options.quick ? " (quick)" : ""}`,
+  `chaos: ${only.length ? only.join(", ") : "all experiments"}${quick ? " (quick)" : ""}`,
 );
 const results = await runExperiments({
   ...options,
@@ -65,13 +45,11 @@ const results = await runExperiments({
 });
 console.log(`\n${table(results)}\n`);
 const held = results.every((r) => r.held);
-for (const r of results.filter((x) => !x.held)) {
-  console.log(`${r.name} violations:\n${r.details.map((d) => `  ${d}`).join("\n")}`);
-}
+if (!held) console.log(`Violations:\n${failures(results)}\n`);
 // A partial run does not replace the run of record unless asked to.
-const full = only.length === 0 && !options.quick && options.runs === undefined;
-if (values.write ?? full) {
-  const files = writeRecord(values.out, { started, options, results, held });
+const full = only.length === 0 && !quick && runs === undefined;
+if (cli.write ?? full) {
+  const files = writeRecord(cli.out, { started, options, results, held });
   console.log(`written: ${files.join(", ")}`);
 }
 console.log(held ? "all held" : "VIOLATIONS: see above");

@@ -4,11 +4,8 @@
  * argv: <experiment name> <RunContext as JSON>. Sends a RunReport over IPC, then exits.
  */
 import type { Experiment, RunContext } from "./experiment.js";
-import { Probe } from "./probe.js";
+import { ERRORS, Probe, UNCAUGHT, UNHANDLED } from "./probe.js";
 
-export const UNHANDLED = "unhandled rejections";
-export const UNCAUGHT = "uncaught exceptions";
-export const ERRORS = "experiment errors";
 /** Late rejections of calls abandoned at the end still count: give them this long to surface. */
 const SETTLE_MS = 500;
 

@@ -17,6 +17,8 @@ type Count = { n: number };
 export class Writers {
   private readonly seqs: SeqHistory[];
   private readonly counters: CounterHistory[];
+  /** Last seq each writer sent, so a restarted writer keeps increasing. */
+  private readonly sent: number[];
   private running = false;
   private loops: Promise<void>[] = [];
 
@@ -27,6 +29,7 @@ export class Writers {
   ) {
     this.seqs = Array.from({ length: options.writers }, () => new SeqHistory());
     this.counters = Array.from({ length: options.counters }, () => new CounterHistory());
+    this.sent = this.seqs.map(() => 0);
   }
 
   private seqKey(w: number): string {
@@ -37,7 +40,9 @@ export class Writers {
     return `${this.options.prefix}c${c}`;
   }
 
+  /** Starts (or restarts, after `stop`) every writer. */
   start(): void {
+    if (this.running) return;
     this.running = true;
     this.loops = this.seqs.map((_, w) => this.loop(w));
   }
@@ -51,7 +56,9 @@ export class Writers {
   private async loop(w: number): Promise<void> {
     const seq = this.seqs[w] as SeqHistory;
     const counter = this.counters[w % this.counters.length] as CounterHistory;
-    for (let next = 1; this.running; next++) {
+    while (this.running) {
+      const next = (this.sent[w] as number) + 1;
+      this.sent[w] = next;
       const ok = await this.write(w, seq, next);
       const counted = await this.increment(w % this.counters.length, counter);
       if (!ok || !counted) await new Promise((resolve) => setTimeout(resolve, BACKOFF_MS));

@@ -3,9 +3,10 @@
  * read and write the session store, DELETE. Arrivals at a constant rate, so a slow server shows
  * up as latency and dropped iterations instead of fewer requests.
  *
- *   k6 run load/session-lifecycle.ts                                    # against localhost:8080
+ *   k6 run load/session-lifecycle.ts                                    # the stack's nginx, :8080
  *   docker compose run --rm k6 run /load/session-lifecycle.ts           # inside the stack
- *   RATE=50 DURATION=5m k6 run -e BASE_URL=http://localhost:3000 load/session-lifecycle.ts
+ *   RATE=50 DURATION=5m k6 run -e BASE_URL=http://localhost:8000 load/session-lifecycle.ts
+ *                     # against `INIT_RATE_LIMIT=0 npm start` (each iteration opens a session)
  */
 import { check } from "k6";
 import exec from "k6/execution";

@@ -25,11 +25,40 @@ export function checkId(id: unknown): string {
   return id;
 }
 
+/** Longest path shown in an `ERR_SERIALIZATION` message (keys come from callers' data). */
+const MAX_PATH_CHARS = 200;
+
+/**
+ * `text` made safe for a log line or an error message: control characters (C0, DEL, C1, the
+ * Unicode line and paragraph separators) escaped as `\n`, `\xHH` or `\uHHHH`, and at most
+ * `maxChars` characters kept, the rest counted. Anything that came from a request goes through
+ * it before it reaches a message, so nobody can forge log lines or write megabyte lines.
+ */
+export function printable(text: string, maxChars = 200): string {
+  const cut = text.length > maxChars ? text.slice(0, maxChars) : text;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+  const safe = cut.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, escapeControl);
+  return cut === text ? safe : `${safe}... (${text.length - maxChars} more characters)`;
+}
+
+const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+function escapeControl(c: string): string {
+  const code = c.charCodeAt(0);
+  return (
+    NAMED[c] ??
+    (code < 0x100
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`)
+  );
+}
+
 function refuse(path: string, what: string): never {
+  const shown = printable(path, MAX_PATH_CHARS);
   throw new SessionStoreError(
     ErrorCode.SERIALIZATION,
-    `Session data is not JSON: ${what} at ${path || "the top level"}`,
-    { details: { path } },
+    `Session data is not JSON: ${what} at ${shown || "the top level"}`,
+    { details: { path: shown } },
   );
 }
 

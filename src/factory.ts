@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
-import { ErrorCode, isSessionStoreError, SessionStoreError } from "./errors.js";
-import { type ResolvedOptions, redactUrl, resolveOptions } from "./options.js";
+import { isSessionStoreError } from "./errors.js";
+import { type ResolvedOptions, resolveOptions } from "./options.js";
 import { MemorySessionStore } from "./stores/memory.js";
 import { RedisSessionStore } from "./stores/redis.js";
 import { type InstrumentedSessionStore, instrument } from "./telemetry/instrument.js";
@@ -10,9 +10,11 @@ import type { SessionStore, SessionStoreOptions } from "./types.js";
 type Uninstrumented = SessionStoreOptions & { instrumentation: false };
 
 function finish(store: SessionStore, options: ResolvedOptions): SessionStore {
-  return options.instrumentation === false
-    ? store
-    : instrument(store, options.instrumentation ?? {});
+  const finished =
+    options.instrumentation === false ? store : instrument(store, options.instrumentation ?? {});
+  // Counted only now: the metrics observe the store from here on.
+  if (store instanceof RedisSessionStore) store.reportStartErrors();
+  return finished;
 }
 
 /**
@@ -64,24 +66,16 @@ export async function createSessionStore(options?: SessionStoreOptions): Promise
     logger.info("Using the memory session store (preferMemory)");
     return finish(new MemorySessionStore(resolved), resolved);
   }
-  const target =
-    resolved.redis === undefined ? redactUrl(resolved.redisUrl) : "the configured Redis";
   const store = new RedisSessionStore(resolved);
   try {
     await store.connect();
-    logger.info(`Using the Redis session store at ${target}`);
+    logger.info(`Using the Redis session store at ${store.describe()}`);
     return finish(store, resolved);
   } catch (err) {
+    if (resolved.fallback === "error") throw err;
     const reason = isSessionStoreError(err) ? err.message : String(err);
-    if (resolved.fallback === "error") {
-      throw new SessionStoreError(
-        ErrorCode.BACKEND_UNAVAILABLE,
-        `Redis at ${target} is unreachable and fallback is "error": ${reason}`,
-        { cause: err },
-      );
-    }
     logger.warn(
-      `Redis at ${target} is unreachable (${reason}); falling back to the in-memory session store. Sessions will not be shared between instances nor survive a restart.`,
+      `${reason}; falling back to the in-memory session store (sessions are neither shared between instances nor kept across restarts; preferMemory: true uses it without trying Redis)`,
     );
     return finish(new MemorySessionStore(resolved, { fallback: true }), resolved);
   }
@@ -101,7 +95,7 @@ export async function isRedisAvailable(
   let client: Redis | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
-    const target = url ?? process.env.REDIS_URL ?? "redis://localhost:6379";
+    const target = url || process.env.REDIS_URL || "redis://localhost:6379";
     const timeoutMs = options?.timeoutMs ?? 1000;
     if (!/^rediss?:\/\//.test(target) || !(timeoutMs > 0)) return false;
     client = new Redis(target, {

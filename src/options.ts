@@ -71,10 +71,11 @@ export function resolveOptions(options: SessionStoreOptions = {}): ResolvedOptio
   if (options === null || typeof options !== "object") {
     throw invalid("options", "expected an object");
   }
-  const redisUrl = options.redisUrl ?? process.env.REDIS_URL ?? DEFAULTS.redisUrl;
-  if (typeof redisUrl !== "string" || !/^rediss?:\/\//.test(redisUrl)) {
-    throw invalid("redisUrl", "expected a redis:// or rediss:// URL");
-  }
+  // An empty value is unset (docker-compose turns an unset `${REDIS_URL}` into ""). The URL is
+  // checked by the Redis store only: a memory store never needs one.
+  const givenUrl = options.redisUrl === "" ? undefined : options.redisUrl;
+  const envUrl = process.env.REDIS_URL?.trim() ? process.env.REDIS_URL.trim() : undefined;
+  const redisUrl = givenUrl ?? envUrl ?? DEFAULTS.redisUrl;
   const prefix = options.prefix ?? DEFAULTS.prefix;
   if (typeof prefix !== "string" || prefix.length > 256 || /[{}\s]/.test(prefix)) {
     throw invalid("prefix", "expected a string of at most 256 characters without braces or spaces");
@@ -108,7 +109,7 @@ export function resolveOptions(options: SessionStoreOptions = {}): ResolvedOptio
   }
   return {
     redisUrl,
-    redisUrlGiven: options.redisUrl !== undefined,
+    redisUrlGiven: givenUrl !== undefined,
     redis: options.redis,
     prefix,
     defaultTtl: positiveNumber(
@@ -145,6 +146,17 @@ export function resolveOptions(options: SessionStoreOptions = {}): ResolvedOptio
   };
 }
 
+/** Throws `ERR_INVALID_ARGUMENT` unless `url` is a redis:// or rediss:// URL (never printing it whole). */
+export function checkRedisUrl(url: unknown): string {
+  if (typeof url !== "string" || !/^rediss?:\/\/[^\s]/.test(url)) {
+    throw invalid(
+      "redisUrl",
+      "expected a redis:// or rediss:// URL (from the redisUrl option, else the REDIS_URL environment variable)",
+    );
+  }
+  return url;
+}
+
 /** Validates a session TTL in seconds (finite, > 0, at most one year). */
 export function checkTtl(ttl: unknown, name = "ttl"): number {
   if (typeof ttl !== "number" || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL_SECONDS) {
@@ -164,13 +176,33 @@ export function checkMs(value: unknown, name: string, min = 1): number {
   return value;
 }
 
-/** `redis://user:***@host:port/db`: never a password in a log, error or metric. */
+/** Query parameters of a Redis URL that are never secret; every other value is redacted. */
+const PLAIN_PARAMS = new Set([
+  "db",
+  "family",
+  "tls",
+  "connectTimeout",
+  "commandTimeout",
+  "keepAlive",
+]);
+
+/**
+ * `redis://user:***@host:port/db?password=***`: never a password in a log, error or metric. ioredis
+ * reads credentials from the userinfo and from any query parameter (`?password=`,
+ * `?username=`, `?sentinelPassword=`...), so every query value outside a short list of plain
+ * settings is redacted too.
+ */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";
+    for (const key of new Set(u.searchParams.keys())) {
+      if (!PLAIN_PARAMS.has(key)) u.searchParams.set(key, "***");
+    }
     return u.toString().replace(/\/$/, "");
   } catch {
-    return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+    return url
+      .replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")
+      .replace(/([?&][^=&#]*=)[^&#]*/g, "$1***");
   }
 }

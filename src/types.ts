@@ -127,7 +127,10 @@ export type LockNode = string | Redis;
 /** Options of the factories. Every default is applied with `??`. */
 export interface SessionStoreOptions {
   /**
-   * Redis URL (`redis://`, `rediss://` for TLS, with `user:password@` if needed).
+   * Redis URL (`redis://`, `rediss://` for TLS, with `user:password@` if needed). An empty string,
+   * here or in `REDIS_URL`, counts as unset. Checked only when a Redis store is made (a memory
+   * store never looks at it). Printed redacted: the password and every query value but `db`,
+   * `family`, `tls`, `connectTimeout`, `commandTimeout`, `keepAlive` become `***`.
    * @default process.env.REDIS_URL ?? "redis://localhost:6379"
    */
   redisUrl?: string;
@@ -139,7 +142,13 @@ export interface SessionStoreOptions {
   defaultTtl?: number;
   /** Lock lease in milliseconds. @default 30000 */
   lockTimeout?: number;
-  /** Independent Redis masters for Redlock. @default the data node alone */
+  /**
+   * Independent Redis masters for Redlock. The store starts when a quorum (floor(N/2)+1) answers
+   * within `connectTimeout`: each missing node is named in a warning, counted in
+   * `mcp_session_store_redlock_node_errors_total` and joins when it answers. Fewer than a quorum:
+   * the factory rejects with `ERR_BACKEND_UNAVAILABLE` naming each node and its cause.
+   * @default the data node alone
+   */
   lockNodes?: LockNode[];
   /** Force the memory store. @default false */
   preferMemory?: boolean;
@@ -147,7 +156,13 @@ export interface SessionStoreOptions {
   fallback?: "memory" | "error";
   /** Detection/connect timeout in ms. @default 1000 */
   connectTimeout?: number;
-  /** Longest wait for one Redis command before `ERR_BACKEND_UNAVAILABLE`, ms. @default 2000 */
+  /**
+   * Longest wait for Redis before `ERR_BACKEND_UNAVAILABLE`, ms: per command, and per
+   * `updateSession` call in total, counting the time the updates queued before it on the same id
+   * waited for Redis (not the time spent in their functions). A write that failed this way may
+   * still be applied, but never after a later write of the same store to the same session.
+   * @default 2000
+   */
   commandTimeout?: number;
   /** Largest serialized session in bytes. @default 1048576 */
   maxPayloadBytes?: number;

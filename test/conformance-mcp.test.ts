@@ -123,7 +123,7 @@ describe("MCP conformance (server scenarios)", () => {
     const env = { MCP_PROFILE: "conformance", REDIS_URL: redis.url, KEY_PREFIX: "conformance:" };
     pair.push(await startServer({ env }), await startServer({ env }));
     nginx = await startNginx(pair.map((s) => s.port));
-  }, 120_000);
+  }, 300_000);
 
   afterAll(async () => {
     await nginx?.stop();

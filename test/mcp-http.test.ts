@@ -8,6 +8,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { CallToolResultSchema, CreateTaskResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { ErrorCode, SessionStoreError } from "../src/errors.js";
 import { registerRedisBackedServices } from "../src/mcp/index.js";
 import {
   connectClient,
@@ -159,6 +160,83 @@ describe("MCP handler, memory store", () => {
     }
   });
 
+  it("bounds the local sessions in record bytes as well as in count", async () => {
+    const bounded = await startInProcess(
+      { forceMemorySessionStore: true },
+      { maxLocalSessionBytes: 5000, maxSessionRecordBytes: 4000 },
+    );
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const body = JSON.stringify({
+          ...INIT,
+          params: {
+            ...INIT.params,
+            clientInfo: { name: "big", version: "1", title: "t".repeat(2000) },
+          },
+        });
+        const res = await post(bounded.url, body);
+        expect(res.status).toBe(200);
+        ids.push(res.headers.get("mcp-session-id") as string);
+      }
+      // About 2 KB each: two fit in 5000 bytes; the older ones stay in the store only.
+      expect(bounded.handler.localSessions).toBe(2);
+      const call = JSON.stringify({ jsonrpc: "2.0", id: 9, method: "tools/list" });
+      const res = await post(bounded.url, call, {
+        "mcp-session-id": ids[0] as string,
+        "mcp-protocol-version": "2025-11-25",
+      });
+      expect(res.status).toBe(200);
+      expect(bounded.handler.localSessions).toBe(2);
+
+      const tooBig = JSON.stringify({
+        ...INIT,
+        id: "big-1",
+        params: {
+          ...INIT.params,
+          clientInfo: { name: "big", version: "1", title: "t".repeat(5000) },
+        },
+      });
+      const refused = await post(bounded.url, tooBig);
+      expect(refused.status).toBe(413);
+      expect(refused.json).toMatchObject({ id: "big-1", error: { code: -32602 } });
+    } finally {
+      await bounded.close();
+    }
+  });
+
+  it("answers 503 while the store is down and logs the outage once, not per request", async () => {
+    const lines: string[] = [];
+    const log = (m: string) => lines.push(m);
+    const down = await startInProcess(
+      { forceMemorySessionStore: true },
+      { logger: { info: () => {}, warn: log, error: log } },
+    );
+    try {
+      const id = await rawInitialize(down.url);
+      // Fault injection: the store stops answering.
+      const spy = vi
+        .spyOn(down.services.sessionStore, "touchSession")
+        .mockRejectedValue(
+          new SessionStoreError(ErrorCode.BACKEND_UNAVAILABLE, "Redis touch failed: ECONNREFUSED"),
+        );
+      const call = JSON.stringify({ jsonrpc: "2.0", id: 4, method: "tools/list" });
+      for (let i = 0; i < 20; i++) {
+        const res = await post(down.url, call, {
+          "mcp-session-id": id,
+          "mcp-protocol-version": "2025-11-25",
+        });
+        expect(res.status).toBe(503);
+        expect(res.json).toMatchObject({ id: 4 });
+      }
+      spy.mockRestore();
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain("ECONNREFUSED");
+    } finally {
+      await down.close();
+    }
+  });
+
   it("closes idle transports; the client goes on through a rebuild", async () => {
     const idle = await startInProcess({ forceMemorySessionStore: true }, { idleTimeoutMs: 200 });
     const { client } = await connectClient(idle.url);
@@ -221,7 +299,8 @@ describe("MCP handler, memory store", () => {
       },
     );
     expect(res.status).toBe(404);
-    expect(res.json).toMatchObject({ jsonrpc: "2.0", error: { code: -32001 }, id: null });
+    // The error carries the request's id.
+    expect(res.json).toMatchObject({ jsonrpc: "2.0", error: { code: -32001 }, id: 2 });
   });
 });
 

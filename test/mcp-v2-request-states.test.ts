@@ -6,9 +6,16 @@ import {
   type PeerConfig,
   type PeerError,
   type PeerOps,
+  redisAccess,
   spawnPeer,
 } from "./fixtures/v2-tasks-harness.js";
-import { type RedisNode, startRedis } from "./support/redis.js";
+import { eventually } from "./support/eventually.js";
+import {
+  type RedisClusterHandle,
+  type RedisNode,
+  startRedis,
+  startRedisCluster,
+} from "./support/redis.js";
 
 const OLD_KEY = "old-key-0123456789abcdef0123456789abcdef";
 const NEW_KEY = "new-key-0123456789abcdef0123456789abcdef";
@@ -176,6 +183,77 @@ describe("request states on Redis", () => {
         await Promise.all(peers.map((p) => p.close()));
       },
     };
+  });
+});
+
+describe("request states on Redis Cluster", () => {
+  let cluster: RedisClusterHandle;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 0 });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  requestStateSuite("two instances on one Cluster (one process)", async () => {
+    const config = base({ cluster: cluster.seeds });
+    const peers = [
+      await createPeer(config),
+      await createPeer(config),
+      await createPeer({ ...config, keys: rotatedKeys }),
+      await createPeer({ ...config, keys: { current: NEW_KEY } }),
+    ];
+    const [a, b, rotated, retired] = peers as [PeerOps, PeerOps, PeerOps, PeerOps];
+    return {
+      a,
+      b,
+      rotated,
+      retired,
+      close: async () => {
+        await Promise.all(peers.map((p) => p.close()));
+      },
+    };
+  });
+});
+
+describe("request states when Redis does not answer", () => {
+  it("fails closed: consume and by-reference mint reject with ERR_BACKEND_UNAVAILABLE", async () => {
+    const node = await startRedis();
+    const { access, close } = redisAccess(node.url);
+    const warnings: string[] = [];
+    const states = createRequestStates({
+      redis: { ...access, commandTimeout: 300 },
+      prefix: "t:",
+      registry: new Registry(),
+      logger: { info() {}, error() {}, warn: (line: string) => warnings.push(line) },
+      keys: { current: OLD_KEY },
+    });
+    try {
+      const wire = await states.mint({ n: 1 });
+      await node.kill();
+      await expect(states.consume(wire)).rejects.toMatchObject({ code: "ERR_BACKEND_UNAVAILABLE" });
+      expect(warnings).toEqual([expect.stringMatching(/^requestState not checked: Redis/)]);
+      await expect(states.mint({}, { byReference: true })).rejects.toMatchObject({
+        code: "ERR_BACKEND_UNAVAILABLE",
+      });
+      await node.restart();
+      // A command in flight may still land after the timeout: the state is good at most once more.
+      const retried = await eventually(async () => {
+        const reason = await states.consume(wire).then(
+          () => "ok",
+          (err: PeerError) => err.details?.reason ?? err.code,
+        );
+        // Until the client has reconnected, the answer is still ERR_BACKEND_UNAVAILABLE.
+        expect(reason).not.toBe("ERR_BACKEND_UNAVAILABLE");
+        return reason;
+      });
+      expect(["ok", "replay"]).toContain(retried);
+      await expect(states.consume(wire)).rejects.toMatchObject({ details: { reason: "replay" } });
+    } finally {
+      await states.close();
+      close();
+      await node.stop();
+    }
   });
 });
 

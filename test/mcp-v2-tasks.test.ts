@@ -1,15 +1,22 @@
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTaskStore } from "../src/mcp/tasks.js";
+import { createTaskStore, type TaskStore } from "../src/mcp/tasks.js";
 import {
   createPeer,
+  memoryBus,
   type PeerConfig,
   type PeerError,
   type PeerOps,
+  redisAccess,
   spawnPeer,
 } from "./fixtures/v2-tasks-harness.js";
 import { eventually } from "./support/eventually.js";
-import { type RedisNode, startRedis } from "./support/redis.js";
+import {
+  type RedisClusterHandle,
+  type RedisNode,
+  startRedis,
+  startRedisCluster,
+} from "./support/redis.js";
 
 const KEY = "key-0123456789abcdef0123456789abcdef";
 
@@ -121,6 +128,22 @@ function taskSuite(name: string, setup: () => Promise<Instances>) {
       expect((await env.a.get(task.taskId, "alice")).status).toBe("completed");
     });
 
+    it("a worker waiting for input on A stops when B cancels the task", async () => {
+      const task = await env.a.create("alice");
+      await env.a.work(task.taskId, "alice", "input");
+      await eventually(async () =>
+        expect((await env.b.get(task.taskId, "alice")).status).toBe("input_required"),
+      );
+      await env.b.cancel(task.taskId, "alice");
+      await eventually(async () =>
+        expect(await env.a.worker(task.taskId)).toEqual({ aborted: true, done: true }),
+      );
+      const cancelled = await env.b.get(task.taskId, "alice");
+      expect(cancelled.status).toBe("cancelled");
+      expect(cancelled).not.toHaveProperty("inputRequests");
+      expect(cancelled).not.toHaveProperty("result");
+    });
+
     it("a worker that throws fails the task with an inlined JSON-RPC error and no result", async () => {
       const task = await env.a.create("alice");
       await env.a.work(task.taskId, "alice", "throw");
@@ -221,12 +244,66 @@ describe("tasks on Redis", () => {
     await redis?.stop();
   });
 
+  it("without a bus, a worker parked on input learns of another instance's cancel by polling", async () => {
+    const connections = [redisAccess(redis.url), redisAccess(redis.url)];
+    const [one, two] = connections.map(({ access }) =>
+      createTaskStore({
+        redis: access,
+        prefix: "nobus:",
+        registry: new Registry(),
+        logger: console,
+        pollIntervalMs: 50,
+      }),
+    ) as [TaskStore, TaskStore];
+    const caller = { principal: "p" };
+    const task = await one.create(caller);
+    let outcome: unknown;
+    const running = one.run(task.taskId, caller, async ({ requestInput }) => {
+      outcome = await requestInput({ q: { method: "elicitation/create", params: {} } }).catch(
+        (err: { code?: string }) => err.code,
+      );
+      return {};
+    });
+    await eventually(async () =>
+      expect((await two.get(task.taskId, caller)).status).toBe("input_required"),
+    );
+    await two.cancel(task.taskId, caller);
+    await running;
+    expect(outcome).toBe("ERR_ABORTED");
+    expect((await one.get(task.taskId, caller)).status).toBe("cancelled");
+    await Promise.all([one.close(), two.close()]);
+    for (const connection of connections) connection.close();
+  });
+
   taskSuite("two processes A and B on one Redis, with a Redis pub/sub bus", async () => {
     const config = base({ redisUrl: redis.url });
     const [a, b] = (await Promise.all([spawnPeer(config), spawnPeer(config)])) as [
       PeerOps,
       PeerOps,
     ];
+    return {
+      a,
+      b,
+      close: async () => {
+        await Promise.all([a.close(), b.close()]);
+      },
+    };
+  });
+});
+
+describe("tasks on Redis Cluster", () => {
+  let cluster: RedisClusterHandle;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 0 });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  taskSuite("two instances on one Cluster (one process, one bus)", async () => {
+    const bus = memoryBus();
+    const config = base({ cluster: cluster.seeds });
+    const [a, b] = [await createPeer(config, { bus }), await createPeer(config, { bus })];
     return {
       a,
       b,
@@ -248,6 +325,19 @@ describe("tasks: options and closing", () => {
   it("refuses bad options, naming the field", () => {
     expect(() => createTaskStore({ ...options(), defaultTtl: 0 })).toThrow(/defaultTtl/);
     expect(() => createTaskStore({ ...options(), pollIntervalMs: 1.5 })).toThrow(/pollIntervalMs/);
+  });
+
+  it("a worker is not started for a task that has already ended", async () => {
+    const tasks = createTaskStore(options());
+    const task = await tasks.create({ principal: "p" });
+    await tasks.cancel(task.taskId, { principal: "p" });
+    let ran = false;
+    await tasks.run(task.taskId, { principal: "p" }, async () => {
+      ran = true;
+      return {};
+    });
+    expect(ran).toBe(false);
+    await tasks.close();
   });
 
   it("close aborts local workers and refuses further calls", async () => {

@@ -3,7 +3,7 @@
  * configs that name its services; deploy/nginx.conf through a real nginx (`nginx -t`, then a live
  * round robin with streaming and failover between two local servers).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -33,6 +33,7 @@ interface Service {
   healthcheck?: { test: string[] | string };
   depends_on?: Record<string, { condition: string }> | string[];
   profiles?: string[];
+  init?: boolean;
 }
 
 const compose = parse(readFileSync(path.join(ROOT, "docker-compose.yml"), "utf8"), {
@@ -211,15 +212,57 @@ describe("docker-compose.yml", () => {
     expect(k6.environment?.BASE_URL).toBe(`http://nginx:${listen}`);
   });
 
-  it("builds the reference server with node 20, npm ci, the build and npm start", () => {
+  it("builds the reference server in two stages: production dependencies, node receives SIGTERM", () => {
     const dockerfile = readFileSync(path.join(ROOT, "Dockerfile"), "utf8");
-    expect(dockerfile).toMatch(/^FROM node:20\.\d+\.\d+/m);
-    expect(dockerfile).toMatch(/^RUN npm ci\b/m);
-    expect(dockerfile).toMatch(/^RUN npm run build$/m);
-    expect(dockerfile).toMatch(/HOST=0\.0\.0\.0/);
-    expect(dockerfile).toMatch(/^CMD \["npm", "start"\]$/m);
+    const stages = dockerfile.split(/^FROM /m).slice(1);
+    expect(stages).toHaveLength(2);
+    const [build = "", runtime = ""] = stages;
+    expect(build).toMatch(/^node:20\.\d+\.\d+\S* AS build/);
+    expect(build).toMatch(/^RUN npm ci\b/m);
+    expect(build).toMatch(/^RUN npm run build$/m);
+    expect(build).toMatch(/npm install --omit=dev/);
+    expect(runtime).toMatch(/^node:20\.\d+\.\d+/);
+    // Only the build output and the production node_modules reach the image.
+    const copies = runtime.split("\n").filter((line) => line.startsWith("COPY"));
+    expect(copies.every((line) => line.startsWith("COPY --from=build"))).toBe(true);
+    expect(runtime).toMatch(/HOST=0\.0\.0\.0/);
+    expect(runtime).toMatch(/^USER node$/m);
+    // exec form, node itself: no npm or shell between the signal and the server.
+    expect(runtime).toMatch(/^CMD \["node", "dist\/server\/main\.js"\]$/m);
     const ignore = readFileSync(path.join(ROOT, ".dockerignore"), "utf8").split("\n");
     expect(ignore).toEqual(expect.arrayContaining(["node_modules", "dist"]));
+    for (const app of APPS) expect(services[app]?.init, app).toBe(true);
+  });
+
+  it("lists only packages the server loads as its production dependencies", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "server-package-"));
+    try {
+      const run = spawnSync(process.execPath, ["deploy/server-package.mjs", dir], { cwd: ROOT });
+      expect(run.status, String(run.stderr)).toBe(0);
+      const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as {
+        type: string;
+        dependencies: Record<string, string>;
+      };
+      expect(pkg.type).toBe("module");
+      const library = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as {
+        dependencies: Record<string, string>;
+      };
+      expect(Object.keys(pkg.dependencies).sort()).toEqual(
+        [
+          ...Object.keys(library.dependencies),
+          "@modelcontextprotocol/sdk",
+          "@opentelemetry/api",
+          "@opentelemetry/instrumentation-ioredis",
+          "@opentelemetry/sdk-node",
+          "zod",
+        ].sort(),
+      );
+      for (const [name, version] of Object.entries(pkg.dependencies)) {
+        expect(version, name).not.toBe("");
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("ships a Prometheus config promtool accepts", async () => {
@@ -284,6 +327,10 @@ describe("deploy/nginx.conf", () => {
         new Promise<void>((resolve) => {
           releaseSecondEvent = resolve;
         }).then(() => res.end("event: message\ndata: second\n\n"));
+        return;
+      }
+      if (req.url === "/host") {
+        res.writeHead(200, { "Content-Type": "text/plain" }).end(req.headers.host ?? "");
         return;
       }
       res.writeHead(200, { "Content-Type": "text/plain" }).end(name);
@@ -369,6 +416,22 @@ describe("deploy/nginx.conf", () => {
       path.join(testDir, "logs/error.log"),
     ]);
     expect(broken.code).not.toBe(0);
+  });
+
+  it("passes the client's Host header on with its port", async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = http.request(`${base}/host`, { headers: { host: "mcp.example.test:8443" } });
+      req.on("response", (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => {
+          body += c.toString();
+        });
+        res.on("end", () => resolve(body));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    expect(answer).toBe("mcp.example.test:8443");
   });
 
   it("round-robins requests between the instances", async () => {

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { createMemorySessionStore, instrument } from "../src/index.js";
 import { mcpMetrics } from "../src/mcp/support.js";
+import { httpRequestCounter } from "../src/server/http-metrics.js";
 import {
   baseMetricName,
   DASHBOARD_PATH,
@@ -35,6 +36,8 @@ async function exportedMetricTypes(): Promise<Map<string, string>> {
   const store = instrument(createMemorySessionStore({ instrumentation: false }), { registry });
   try {
     mcpMetrics(registry);
+    // The reference server's HTTP answers (its dashboard panel reads them).
+    httpRequestCounter(registry);
     collectDefaultMetrics({ register: registry });
     return metricTypesFromExposition(await registry.metrics());
   } finally {

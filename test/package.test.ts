@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RedisNode, startRedis } from "./support/redis.js";
 
 const run = promisify(execFile);
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+/** The package under test: the repository, or a private build laid out like it. */
+const root = process.env.MSS_PACKAGE_ROOT ?? resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** The seed example of the README, exactly as written there but for the Redis URL. */
 function seedExample(url: string): string {
@@ -86,7 +87,7 @@ describe("the built package, imported by name", () => {
       available: true,
       isError: true,
       code: "ERR_INVALID_SESSION_ID",
-      codes: 11,
+      codes: 14,
       memory: "memory",
     });
   });
@@ -116,30 +117,64 @@ describe("the built package, imported by name", () => {
     expect(external).toContain("ioredis");
   });
 
-  it("loads ./mcp and ./otel by name, from import and from require", async () => {
+  it("loads ./mcp, ./mcp/v1, ./mcp/v2 and ./otel by name, from import and from require", async () => {
     writeFileSync(
       join(dir, "subpaths.mjs"),
       `import * as mcp from "mcp-session-store/mcp";
+import * as v1 from "mcp-session-store/mcp/v1";
+import * as v2 from "mcp-session-store/mcp/v2";
 import * as otel from "mcp-session-store/otel";
 import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 const cjs = require("mcp-session-store/mcp");
+const cjs2 = require("mcp-session-store/mcp/v2");
 console.log(JSON.stringify({
   mcp: [typeof mcp.registerRedisBackedServices, typeof mcp.createMcpHttpHandler, typeof mcp.createMcpEventStore],
+  v1: v1.registerRedisBackedServices === mcp.registerRedisBackedServices,
+  v2: [typeof v2.registerRedisBackedServices, typeof v2.createEventBus, typeof v2.createHandleStore],
   otel: typeof otel.startTelemetry,
   cjs: typeof cjs.registerRedisBackedServices,
+  cjs2: cjs2.registerRedisBackedServices === v2.registerRedisBackedServices,
 }));
 `,
     );
     const { stdout } = await run(process.execPath, ["subpaths.mjs"], { cwd: dir, timeout: 20_000 });
     expect(JSON.parse(stdout.trim().split("\n").at(-1) as string)).toEqual({
       mcp: ["function", "function", "function"],
+      v1: true,
+      v2: ["function", "function", "function"],
       otel: "function",
       cjs: "function",
+      cjs2: true,
     });
   });
 
-  it("exposes ./mcp and ./otel subpaths with types", async () => {
+  it("each guarded MCP entry exports exactly what its index exports", async () => {
+    writeFileSync(
+      join(dir, "entries.mjs"),
+      `const pairs = [["mcp-session-store/mcp", "mcp/index.js"], ["mcp-session-store/mcp/v2", "mcp/v2/index.js"]];
+const out = [];
+for (const [spec, file] of pairs) {
+  const entry = Object.keys(await import(spec)).sort();
+  const index = Object.keys(await import(${JSON.stringify(`${root}/dist/`)} + file)).sort();
+  out.push({ spec, entry, index });
+}
+console.log(JSON.stringify(out));
+`,
+    );
+    const { stdout } = await run(process.execPath, ["entries.mjs"], { cwd: dir, timeout: 20_000 });
+    const out = JSON.parse(stdout.trim().split("\n").at(-1) as string) as Array<{
+      entry: string[];
+      index: string[];
+    }>;
+    expect(out).toHaveLength(2);
+    for (const { entry, index } of out) {
+      expect(index.length).toBeGreaterThan(5);
+      expect(entry).toEqual(index);
+    }
+  });
+
+  it("exposes ./mcp, ./mcp/v1, ./mcp/v2 and ./otel subpaths with types", async () => {
     const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
     for (const [, entry] of Object.entries(
       pkg.exports as Record<string, { types?: string; default?: string } | string>,

@@ -66,7 +66,7 @@ describe("reference server, memory store", () => {
     server = await startServer({
       env: { MAX_BODY_BYTES: "4096", REQUEST_TIMEOUT_MS: "1000", SHUTDOWN_TIMEOUT_MS: "2000" },
     });
-  }, 60_000);
+  }, 300_000);
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.close()));
   });
@@ -252,7 +252,7 @@ describe("reference server, Redis store", () => {
   beforeAll(async () => {
     redis = await startRedis();
     server = await startServer({ env: { REDIS_URL: redis.url, KEY_PREFIX: "srvtest:" } });
-  }, 60_000);
+  }, 300_000);
   afterAll(async () => {
     await server?.stop();
     await redis?.stop();
@@ -286,7 +286,7 @@ describe("reference server, Redis store", () => {
     await expect(
       startServer({ env: { REDIS_URL: "redis://127.0.0.1:1", KEY_PREFIX: "srvtest:" } }),
     ).rejects.toThrow(/session store unavailable/);
-  });
+  }, 180_000);
 });
 
 describe("SIGTERM behind nginx", () => {
@@ -299,7 +299,7 @@ describe("SIGTERM behind nginx", () => {
     const env = { REDIS_URL: redis.url, KEY_PREFIX: "drain:", SHUTDOWN_TIMEOUT_MS: "10000" };
     pair.push(await startServer({ env }), await startServer({ env }));
     nginx = await startNginx(pair.map((s) => s.port));
-  }, 60_000);
+  }, 300_000);
   afterAll(async () => {
     await nginx?.stop();
     await Promise.all(pair.map((s) => s.stop()));

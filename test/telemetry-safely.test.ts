@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { type DiagLogger, DiagLogLevel, diag, type Tracer } from "@opentelemetry/api";
+import { Histogram, Registry } from "prom-client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createMemorySessionStore } from "../src/factory.js";
 import { instrument } from "../src/telemetry/instrument.js";
+import { METRIC_NAMES } from "../src/telemetry/metrics.js";
 import { reportSwallowed, safely } from "../src/telemetry/safely.js";
 
 const warn = vi.fn();
@@ -83,6 +85,34 @@ describe("safely", () => {
       expect(await store.getSession("s4")).toEqual({ i: 4 });
       expect(await store.withLock("s1", async () => "locked")).toBe("locked");
       expect(warningsAbout("start span")).toHaveLength(1);
+    } finally {
+      await store.disconnect();
+    }
+  });
+
+  it("carries a throwing histogram's failures out of a store's results, one warning per site", async () => {
+    const registry = new Registry();
+    // An application histogram whose bound series fail on every observation.
+    class Broken extends Histogram<"operation" | "backend" | "outcome"> {
+      override labels(): ReturnType<Histogram<string>["labels"]> {
+        const fail = () => {
+          throw new Error("histogram down");
+        };
+        return { observe: fail, startTimer: fail as never };
+      }
+    }
+    new Broken({
+      name: METRIC_NAMES.operationDuration,
+      help: "h",
+      labelNames: ["operation", "backend", "outcome"],
+      registers: [registry],
+    });
+    const store = instrument(createMemorySessionStore({ instrumentation: false }), { registry });
+    try {
+      for (let i = 0; i < 5; i++) await store.setSession(`s${i}`, { i });
+      expect(await store.getSession("s2")).toEqual({ i: 2 });
+      expect(await store.hasSession("none")).toBe(false);
+      expect(warningsAbout("operation duration")).toHaveLength(1);
     } finally {
       await store.disconnect();
     }

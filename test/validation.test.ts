@@ -150,7 +150,6 @@ describe("bad options", () => {
     ["maxPayloadBytes", { maxPayloadBytes: 0 }],
     ["prefix", { prefix: "has{brace}" }],
     ["prefix", { prefix: 5 }],
-    ["redisUrl", { redisUrl: "http://localhost:6379" }],
     ["fallback", { fallback: "maybe" }],
     ["logger", { logger: { info() {} } }],
     ["lockNodes", { lockNodes: [] }],
@@ -172,6 +171,19 @@ describe("bad options", () => {
       });
     });
   }
+
+  it("checks redisUrl only where Redis is used: never for a memory store", async () => {
+    const options = { redisUrl: "http://localhost:6379", instrumentation: false as const };
+    createMemorySessionStore(options);
+    const memory = await createSessionStore({ ...options, preferMemory: true });
+    expect(memory.backend).toBe("memory");
+    await memory.disconnect();
+    for (const create of [createSessionStore, createRedisSessionStore]) {
+      const err = await create(options).catch((e: Error & { code: string }) => e);
+      expect(err).toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
+      expect((err as Error).message).toContain("redisUrl");
+    }
+  });
 
   it("never puts a password in an error", async () => {
     const err = await createRedisSessionStore({

@@ -25,8 +25,12 @@ const LOCK_CODES = [
   "ERR_BACKEND_UNAVAILABLE",
 ] as const;
 
-/** Shared state the holders increment: read, yield, write back, as a careless caller would. */
+/**
+ * One lock and the state its holders increment: read, yield, write back, as a careless caller
+ * would. Short holders take "x"; long holders take "y" so they do not starve the short ones.
+ */
 interface Shared {
+  resource: string;
   value: number;
   writes: number;
   grants: Grant[];
@@ -39,7 +43,7 @@ async function contend(store: SessionStore, holder: string, shared: Shared, prob
     try {
       lock = await probe.call(
         `acquireLock by ${holder}`,
-        () => store.acquireLock("x", { ttl: LEASE_MS, waitTimeout: WAIT_MS }),
+        () => store.acquireLock(shared.resource, { ttl: LEASE_MS, waitTimeout: WAIT_MS }),
         WAIT_MS,
       );
     } catch (err) {
@@ -70,8 +74,41 @@ async function contend(store: SessionStore, holder: string, shared: Shared, prob
   }
 }
 
+/** Past 2/3 of the lease, so withLock extends it while nodes fail. */
+const LONG_HOLD_MS = 2400;
+const STEP_MS = 200;
+
+/** Holds the lock through withLock for most of a lease, incrementing while the lease holds. */
+async function holdLong(store: SessionStore, holder: string, shared: Shared, probe: Probe) {
+  const work = async (lock: Lock): Promise<void> => {
+    const start = monotonicNow();
+    for (let t = 0; t < LONG_HOLD_MS && !lock.signal.aborted; t += STEP_MS) {
+      const read = shared.value;
+      await sleep(STEP_MS);
+      if (lock.signal.aborted) break;
+      shared.value = read + 1;
+      shared.writes++;
+    }
+    const leaseEnd = leaseEndOf(lock.expiresAt);
+    shared.grants.push({ holder, token: lock.fencingToken, start, end: monotonicNow(), leaseEnd });
+  };
+  while (shared.running) {
+    await probe
+      .call(
+        `withLock by ${holder}`,
+        () => store.withLock(shared.resource, work, { ttl: LEASE_MS, waitTimeout: WAIT_MS }),
+        // Its own wait, its work and its release are allowed on top of one command.
+        WAIT_MS + LONG_HOLD_MS + probe.commandTimeoutMs,
+      )
+      .catch(async (err: unknown) => {
+        probe.expectCodes(`withLock by ${holder}`, err, LOCK_CODES);
+        await sleep(20);
+      });
+  }
+}
+
 /**
- * Six contenders in three stores on three lock nodes, while one node is frozen, another killed
+ * Nine contenders in three stores on three lock nodes (three hold long enough to extend), while one node is frozen, another killed
  * and restarted empty, and a third frozen: no two holders inside valid leases at once, tokens
  * strictly increasing in grant order.
  */
@@ -79,15 +116,17 @@ export const experiment: Experiment = {
   figures: [REPEATED, DECREASED, OVERLAPS, LOST_INCREMENTS],
   async run(ctx, probe) {
     const deployment = await LockDeployment.start(ctx.commandTimeoutMs);
-    const shared: Shared = { value: 0, writes: 0, grants: [], running: true };
+    const short: Shared = { resource: "x", value: 0, writes: 0, grants: [], running: true };
+    const long: Shared = { resource: "y", value: 0, writes: 0, grants: [], running: true };
     const scale = ctx.quick ? 0.5 : 1;
     let contenders: Promise<void>[] = [];
     try {
       const stores = [];
       for (let i = 0; i < 3; i++) stores.push(await deployment.store(LEASE_MS));
       contenders = stores.flatMap((store, i) => [
-        contend(store, `s${i}a`, shared, probe),
-        contend(store, `s${i}b`, shared, probe),
+        contend(store, `s${i}a`, short, probe),
+        contend(store, `s${i}b`, short, probe),
+        holdLong(store, `s${i}long`, long, probe),
       ]);
       const [l1, l2, l3] = deployment.locks as [RedisNode, RedisNode, RedisNode];
       await sleep(1000 * scale);
@@ -100,13 +139,20 @@ export const experiment: Experiment = {
       await frozenFor(l3, 1500 * scale);
       await sleep(1500 * scale);
     } finally {
-      shared.running = false;
+      short.running = false;
+      long.running = false;
       await Promise.all(contenders);
       await deployment.stop();
     }
-    for (const f of checkGrants(shared.grants)) probe.violation(f.figure, f.detail);
-    if (shared.value !== shared.writes) {
-      probe.violation(LOST_INCREMENTS, `${shared.writes} writes left the value at ${shared.value}`);
+    for (const shared of [short, long]) {
+      for (const f of checkGrants(shared.grants)) probe.violation(f.figure, f.detail);
+      if (shared.value !== shared.writes) {
+        const { resource, writes, value } = shared;
+        probe.violation(
+          LOST_INCREMENTS,
+          `${resource}: ${writes} writes left the value at ${value}`,
+        );
+      }
     }
   },
 };

@@ -137,7 +137,7 @@ export class EventBus {
     const access = this.options.redis;
     if (access === undefined) return;
     const client = access.client;
-    const cluster = "nodes" in client && typeof client.nodes === "function";
+    const cluster = (client as { isCluster?: boolean }).isCluster === true;
     const onMessage = (_channel: string, raw: string) => this.receive(raw);
     const onError = (err: Error) => this.options.logger.info(`event bus: ${err.message}`);
     if (cluster) {

@@ -3,8 +3,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { WebStandardStreamableHTTPServerTransportOptions } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
-import { hashId } from "../codec.js";
-import { isSessionStoreError } from "../errors.js";
+import { hashId, printable } from "../codec.js";
+import { ErrorCode, isSessionStoreError } from "../errors.js";
 import { checkMs, checkTtl } from "../options.js";
 import type { Logger } from "../types.js";
 import { followStream } from "./cross-instance/follow.js";
@@ -46,6 +46,17 @@ export interface McpHttpHandlerOptions {
   sessionTtl?: number;
   /** Sessions this instance keeps a live server + transport for (LRU). @default 1000 */
   maxLocalSessions?: number;
+  /**
+   * Bytes of session records (client info and capabilities, serialized) whose live server +
+   * transport this instance keeps (LRU beyond, like `maxLocalSessions`). @default 33554432
+   */
+  maxLocalSessionBytes?: number;
+  /**
+   * Largest session record an `initialize` may create (its client info and capabilities,
+   * serialized), bytes: beyond it the request gets 413. Every instance that serves the session
+   * holds the record in memory, so keep it small. @default 16384
+   */
+  maxSessionRecordBytes?: number;
   /** A local transport idle this long (ms, no request in flight) is closed. @default 300000 */
   idleTimeoutMs?: number;
   /** Largest POST body, bytes. @default 4194304 (the SDK's default) */
@@ -96,9 +107,16 @@ const REPLAY_ID = "mcp-session-store:rebuild";
 const SSE_HEADERS = {
   "content-type": "text/event-stream",
   "cache-control": "no-cache, no-transform",
-  connection: "keep-alive",
   "x-accel-buffering": "no",
 };
+/**
+ * Connection-level headers are the node server's business (it honours the client's
+ * `Connection: close` and the application's own, e.g. while draining): never copied from the SDK.
+ */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade"]);
+
+/** A JSON-RPC request id, or null. */
+type RpcId = string | number | null;
 
 class HttpError extends Error {
   constructor(
@@ -113,7 +131,15 @@ class HttpError extends Error {
 
 const notFound = () => new HttpError(404, -32001, "Session not found");
 
-function sendError(res: ServerResponse, err: HttpError): void {
+/** Sets `headers` with setHeader, so the application (and a drain) can read them back. */
+function writeHead(res: ServerResponse, status: number, headers: Record<string, string>): void {
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HOP_BY_HOP.has(name.toLowerCase())) res.setHeader(name, value);
+  }
+  res.writeHead(status);
+}
+
+function sendError(res: ServerResponse, err: HttpError, id: RpcId): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -121,10 +147,27 @@ function sendError(res: ServerResponse, err: HttpError): void {
   const body = JSON.stringify({
     jsonrpc: "2.0",
     error: { code: err.rpcCode, message: err.message },
-    id: null,
+    id,
   });
-  res.writeHead(err.status, { "content-type": "application/json", ...err.headers });
+  // Our own `connection: close` (a body left unread) is no hop-by-hop copy: it must go out.
+  if (err.headers.connection === "close") res.setHeader("connection", "close");
+  writeHead(res, err.status, { "content-type": "application/json", ...err.headers });
   res.end(body);
+}
+
+/** The id of a single JSON-RPC request (what its error answer must carry), else null. */
+function requestIdOf(body: unknown): RpcId {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return null;
+  const id = (body as { id?: unknown }).id;
+  return typeof id === "string" || typeof id === "number" ? id : null;
+}
+
+/** Serialized size of the parts of a record that come from the client. */
+function recordBytes(record: Pick<McpSessionRecord, "clientInfo" | "capabilities">): number {
+  return Buffer.byteLength(
+    JSON.stringify({ clientInfo: record.clientInfo, capabilities: record.capabilities }),
+    "utf8",
+  );
 }
 
 function isJsonContentType(value: string | undefined): boolean {
@@ -186,7 +229,7 @@ async function pipeResponse(response: Response, res: ServerResponse): Promise<vo
   response.headers.forEach((value, name) => {
     headers[name] = value;
   });
-  res.writeHead(response.status, headers);
+  writeHead(res, response.status, headers);
   if (response.body === null) {
     res.end();
     return;
@@ -246,6 +289,47 @@ function messagesOf(text: string, contentType: string | null): unknown[] {
   return out;
 }
 
+/** How often, at most, a store outage is logged while requests keep failing with 503. */
+const OUTAGE_LOG_EVERY_MS = 10_000;
+
+/**
+ * One warning per `OUTAGE_LOG_EVERY_MS` while the store is down, with the number of 503s since
+ * the last one: an outage under load must not write a line per request.
+ */
+class OutageLog {
+  private last = 0;
+  private suppressed = 0;
+
+  constructor(private readonly logger: Logger) {}
+
+  report(message: string): void {
+    const now = Date.now();
+    if (now - this.last < OUTAGE_LOG_EVERY_MS) {
+      this.suppressed++;
+      return;
+    }
+    const more = this.suppressed > 0 ? ` (${this.suppressed} more 503s since the last line)` : "";
+    this.last = now;
+    this.suppressed = 0;
+    this.logger.warn(`Session store unavailable, answering 503: ${message}${more}`);
+  }
+}
+
+/**
+ * The 4xx answer for a store error caused by what the client sent (data that is not storable
+ * JSON, a record over the store's limit), or undefined for any other error.
+ */
+function clientFault(err: unknown): HttpError | undefined {
+  if (!isSessionStoreError(err)) return undefined;
+  if (err.code === ErrorCode.PAYLOAD_TOO_LARGE) {
+    return new HttpError(413, -32602, `Payload Too Large: ${printable(err.message)}`);
+  }
+  if (err.code === ErrorCode.SERIALIZATION || err.code === ErrorCode.INVALID_ARGUMENT) {
+    return new HttpError(400, -32602, `Invalid params: ${printable(err.message)}`);
+  }
+  return undefined;
+}
+
 /**
  * A Streamable HTTP handler (node:http, Express) whose MCP sessions live in the shared store:
  * any instance serves any session. At `initialize` it stores the session record (protocol
@@ -286,16 +370,25 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     options.sessionTtl === undefined ? undefined : checkTtl(options.sessionTtl, "sessionTtl");
   const maxBodyBytes = checkMs(options.maxBodyBytes ?? 4 * 1024 * 1024, "maxBodyBytes");
   const maxResumeMs = checkMs(options.maxResumeMs ?? 300_000, "maxResumeMs");
+  const maxSessionRecordBytes = checkMs(
+    options.maxSessionRecordBytes ?? 16_384,
+    "maxSessionRecordBytes",
+  );
   const principalOf =
     options.principalOf ?? ((auth: AuthInfo | undefined) => auth?.clientId ?? null);
   const metrics = mcpMetrics(services.registry);
   const transportOptions = options.transportOptions ?? {};
   const local = new LocalSessions({
     maxLocalSessions: options.maxLocalSessions ?? 1000,
+    maxLocalBytes: checkMs(
+      options.maxLocalSessionBytes ?? 32 * 1024 * 1024,
+      "maxLocalSessionBytes",
+    ),
     idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
     metrics,
     onClosed: (session) => eventStore?.forgetLocal(session.id),
   });
+  const outage = new OutageLog(logger);
   const adopting = new Map<string, Promise<LocalSession>>();
   const followers = new Set<AbortController>();
   const cross = createCrossInstance({
@@ -315,7 +408,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
   });
   let closed = false;
 
-  async function open(id: string, principal: string | null): Promise<LocalSession> {
+  async function open(id: string, principal: string | null, bytes: number): Promise<LocalSession> {
     const events = eventStore?.forSession(id);
     const transport = new RoutedServerTransport(
       {
@@ -332,6 +425,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       transport,
       events,
       principal,
+      bytes,
       lastUsed: Date.now(),
       inflight: 0,
       streaming: 0,
@@ -352,7 +446,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     req: IncomingMessage,
     auth: AuthInfo | undefined,
   ) {
-    const session = await open(id, record.principal);
+    const session = await open(id, record.principal, recordBytes(record));
     session.events?.mute(true);
     try {
       const response = await session.transport.handleRequest(
@@ -399,7 +493,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     } catch (err) {
       await local.drop(session);
       logger.error(
-        `Could not rebuild MCP session ${hashId(id)} on this instance: ${err instanceof Error ? err.message : String(err)}`,
+        `Could not rebuild MCP session ${hashId(id)} on this instance: ${printable(err instanceof Error ? err.message : String(err))}`,
       );
       throw new HttpError(
         500,
@@ -476,10 +570,22 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       principal: principalOf(auth),
       createdAt: Date.now(),
     };
-    await storeRecord(store, id, record, sessionTtl);
+    const bytes = recordBytes(record);
+    if (bytes > maxSessionRecordBytes) {
+      throw new HttpError(
+        413,
+        -32602,
+        `Payload Too Large: clientInfo and capabilities take ${bytes} bytes; this server accepts at most ${maxSessionRecordBytes}`,
+      );
+    }
+    try {
+      await storeRecord(store, id, record, sessionTtl);
+    } catch (err) {
+      throw clientFault(err) ?? err;
+    }
     let session: LocalSession;
     try {
-      session = await open(id, record.principal);
+      session = await open(id, record.principal, bytes);
     } catch (err) {
       await store.deleteSession(id).catch(() => false);
       throw err;
@@ -523,7 +629,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     const abort = new AbortController();
     followers.add(abort);
     res.once("close", () => abort.abort());
-    res.writeHead(200, { ...SSE_HEADERS, "mcp-session-id": id });
+    writeHead(res, 200, { ...SSE_HEADERS, "mcp-session-id": id });
     res.flushHeaders();
     try {
       await followStream({
@@ -552,6 +658,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     req: IncomingMessage & { auth?: AuthInfo },
     res: ServerResponse,
     parsedBody: unknown,
+    request: { id: RpcId },
   ) {
     if (closed) throw new HttpError(503, -32000, "Service Unavailable: shutting down");
     const method = req.method ?? "GET";
@@ -570,6 +677,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       }
       body = await readJson(req, maxBodyBytes);
     }
+    request.id = requestIdOf(body);
     const messages = method === "POST" ? (Array.isArray(body) ? body : [body]) : [];
     const initializing = messages.some((m) => isInitializeRequest(m));
     const rawId = req.headers["mcp-session-id"];
@@ -601,7 +709,9 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     if (method === "DELETE") {
       await store.deleteSession(id);
       await eventStore?.deleteSession(id).catch((err: unknown) => {
-        logger.warn(`Could not delete the events of session ${hashId(id)}: ${String(err)}`);
+        logger.warn(
+          `Could not delete the events of session ${hashId(id)}: ${printable(String(err))}`,
+        );
       });
       if (held !== undefined) await local.drop(held);
       cross.push.notify(id, "ended");
@@ -650,20 +760,24 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
   }
 
   const handler = (async (req, res, parsedBody) => {
+    const request: { id: RpcId } = { id: requestIdOf(parsedBody) };
     try {
-      await route(req, res, parsedBody);
+      await route(req, res, parsedBody, request);
     } catch (err) {
       if (err instanceof HttpError) {
-        sendError(res, err);
+        sendError(res, err, request.id);
         return;
       }
       const unavailable = isSessionStoreError(err) && err.code === "ERR_BACKEND_UNAVAILABLE";
-      logger.error(`MCP request failed: ${err instanceof Error ? err.message : String(err)}`);
+      const text = printable(err instanceof Error ? err.message : String(err));
+      if (unavailable) outage.report(text);
+      else logger.error(`MCP request failed: ${text}`);
       sendError(
         res,
         unavailable
           ? new HttpError(503, -32000, "Service Unavailable: session store unavailable")
           : new HttpError(500, -32603, "Internal error"),
+        request.id,
       );
     }
   }) as McpHttpHandler;

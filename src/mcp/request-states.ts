@@ -136,15 +136,12 @@ export function createRequestStates(options: RequestStatesOptions): RequestState
       if (!valid) return refuse("invalid");
       const expMs = exp * 1000;
       if (Date.now() >= expMs) return refuse("expired");
-      let json: string;
-      if (mode === "r") {
-        const stored = await backend.take(id);
-        if (stored === null) return refuse("replay");
-        json = stored;
-      } else {
-        if (!(await backend.mark(id, expMs + MARKER_GRACE_MS))) return refuse("replay");
-        json = Buffer.from(body, "base64url").toString("utf8");
-      }
+      const json = await spend(backend, parsed, expMs).catch((err: unknown) => {
+        // The SDK answers a refused state without its reason: an outage must show somewhere.
+        options.logger.warn(`requestState not checked: ${(err as Error).message}`);
+        throw err;
+      });
+      if (json === null) return refuse("replay");
       safely(() => consumed.inc({ outcome: "ok" }));
       return JSON.parse(json) as T;
     },
@@ -154,6 +151,13 @@ export function createRequestStates(options: RequestStatesOptions): RequestState
       backend.close();
     },
   };
+}
+
+/** Marks the state consumed (or takes its stored payload); `null` if it was consumed already. */
+async function spend(backend: Backend, state: Parsed, expMs: number): Promise<string | null> {
+  if (state.mode === "r") return backend.take(state.id);
+  if (!(await backend.mark(state.id, expMs + MARKER_GRACE_MS))) return null;
+  return Buffer.from(state.body, "base64url").toString("utf8");
 }
 
 interface Settings {

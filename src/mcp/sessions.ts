@@ -32,6 +32,8 @@ export interface LocalSession {
   readonly transport: WebStandardStreamableHTTPServerTransport;
   readonly events: SessionEventStore | undefined;
   readonly principal: string | null;
+  /** Serialized size of the client's part of the record: what the byte bound counts. */
+  readonly bytes: number;
   lastUsed: number;
   /** POST/DELETE requests in progress (and their SSE streams): a busy session is never evicted. */
   inflight: number;
@@ -65,17 +67,20 @@ export function recordOf(data: unknown): McpSessionRecord | null {
 }
 
 /**
- * The transports this instance holds: a bounded LRU with an idle timeout. Evicting closes the
- * local server and transport only; the session stays in the store and is rebuilt on its next
- * request.
+ * The transports this instance holds: an LRU bounded in count and in record bytes, with an idle
+ * timeout. Evicting closes the local server and transport only; the session stays in the store
+ * and is rebuilt on its next request.
  */
 export class LocalSessions {
   private readonly sessions = new Map<string, LocalSession>();
   private readonly sweeper: NodeJS.Timeout | undefined;
+  private totalBytes = 0;
 
   constructor(
     private readonly options: {
       maxLocalSessions: number;
+      /** Sum of `bytes` kept at most (busy sessions may exceed it until they finish). */
+      maxLocalBytes: number;
       idleTimeoutMs: number;
       metrics: McpMetrics | undefined;
       onClosed: (session: LocalSession) => void;
@@ -92,6 +97,18 @@ export class LocalSessions {
     return this.sessions.size;
   }
 
+  /** Sum of the held sessions' `bytes`. */
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  private full(): boolean {
+    return (
+      this.sessions.size > this.options.maxLocalSessions ||
+      this.totalBytes > this.options.maxLocalBytes
+    );
+  }
+
   /** The session, marked as the most recently used. */
   get(id: string): LocalSession | undefined {
     const session = this.sessions.get(id);
@@ -103,11 +120,14 @@ export class LocalSessions {
   }
 
   add(session: LocalSession): void {
+    const previous = this.sessions.get(session.id);
+    if (previous !== undefined) this.remove(previous);
     this.sessions.set(session.id, session);
-    if (this.sessions.size > this.options.maxLocalSessions) {
+    this.totalBytes += session.bytes;
+    if (this.full()) {
       // Least recently used first (Map keeps insertion order); busy sessions are skipped.
       for (const candidate of this.sessions.values()) {
-        if (this.sessions.size <= this.options.maxLocalSessions) break;
+        if (!this.full()) break;
         if (candidate.inflight === 0 && candidate.streaming === 0 && candidate !== session) {
           this.evict(candidate);
         }
@@ -115,9 +135,15 @@ export class LocalSessions {
     }
   }
 
+  private remove(session: LocalSession): void {
+    if (this.sessions.get(session.id) !== session) return;
+    this.sessions.delete(session.id);
+    this.totalBytes -= session.bytes;
+  }
+
   /** Closes the local server and transport (not the stored session). */
   async drop(session: LocalSession): Promise<void> {
-    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    this.remove(session);
     if (session.closed) return;
     session.closed = true;
     this.options.onClosed(session);
@@ -141,6 +167,7 @@ export class LocalSessions {
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     const all = [...this.sessions.values()];
     this.sessions.clear();
+    this.totalBytes = 0;
     await Promise.allSettled(all.map((s) => this.drop(s)));
   }
 }

@@ -259,8 +259,8 @@ export function createTaskStore(options: TaskStoreOptions): TaskStore {
       const local = setIn(workers, taskId);
       local.add(controller);
       try {
-        // A cancel that landed before the worker subscribed is still seen.
-        if ((await store.get(taskId, caller)).status === "cancelled") return;
+        // A task cancelled (or ended) before its worker started is not worked on.
+        if (TERMINAL.has((await store.get(taskId, caller)).status)) return;
         const result = await work(runContext(taskId, caller, controller.signal));
         if (!controller.signal.aborted) await store.complete(taskId, result, caller);
       } catch (err) {
@@ -316,6 +316,8 @@ export function createTaskStore(options: TaskStoreOptions): TaskStore {
       if (signal.aborted) throw aborted(signal);
       const answers = await backend.takeAnswers(checkTaskId(taskId), owner(caller));
       if (answers === null) throw notFound();
+      // Ended (cancelled) before the answers came: the bus event may not have arrived yet.
+      if (answers === "ended") throw aborted(signal);
       if (answers !== "pending") return answers;
       await new Promise<void>((resolveWait) => {
         const set = setIn(waiters, taskId);
@@ -469,8 +471,11 @@ interface Backend {
   ): Promise<Outcome>;
   /** Answers open requests; `resumed` when none is left open. */
   answer(taskId: string, owner: string, at: string, answers: Fields): Promise<Outcome>;
-  /** The answers once no request is open (and clears them), `pending` before, `null` if the task is gone. */
-  takeAnswers(taskId: string, owner: string): Promise<Record<string, unknown> | "pending" | null>;
+  /** The answers once no request is open (and clears them); `pending` before, `ended` once terminal, `null` if gone. */
+  takeAnswers(
+    taskId: string,
+    owner: string,
+  ): Promise<Record<string, unknown> | "pending" | "ended" | null>;
   close(): void;
 }
 
@@ -523,9 +528,10 @@ redis.call('HSET', KEYS[1], 'status', 'working', 'lastUpdatedAt', ARGV[2])
 return 'resumed'
 `);
 
-// ARGV: owner. Returns a flat key/answer list, or 'pending'.
+// ARGV: owner. Returns a flat key/answer list, 'pending' or 'ended'.
 const TAKE_ANSWERS = lua(`${GUARD}
 if status == 'input_required' then return 'pending' end
+if status == 'completed' or status == 'failed' or status == 'cancelled' then return 'ended' end
 local out = {}
 for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(f, 1, 3) == 'rs:' then
@@ -571,7 +577,7 @@ function redisBackend(access: RedisAccess, prefix: string): Backend {
     async takeAnswers(taskId, owner) {
       const reply = await run("take task answers", TAKE_ANSWERS, taskId, [owner]);
       if (reply === "missing") return null;
-      if (reply === "pending") return "pending";
+      if (reply === "pending" || reply === "ended") return reply;
       const list = reply as string[];
       const answers: Record<string, unknown> = {};
       for (let i = 0; i < list.length; i += 2)
@@ -637,6 +643,7 @@ function memoryBackend(): Backend {
       const fields = live(taskId, owner);
       if (fields === null) return null;
       if (fields.status === "input_required") return "pending";
+      if (TERMINAL.has(fields.status as string)) return "ended";
       const answers: Record<string, unknown> = {};
       for (const [f, v] of Object.entries(fields))
         if (f.startsWith("rs:")) answers[f.slice(3)] = JSON.parse(v);

@@ -1,6 +1,7 @@
 /**
- * Configuration of the reference server, read from the environment (one table in the README).
- * Invalid values stop the server at start with a message naming the variable.
+ * Configuration of the reference server, read from the environment (one table in
+ * docs/server.md). An empty variable counts as unset (docker-compose's `${VAR}` of an unset
+ * variable is empty). Invalid values stop the server at start with a message naming the variable.
  */
 
 /** How the session store is chosen. */
@@ -8,6 +9,9 @@ export type StoreMode = "memory" | "redis" | "auto";
 
 /** Which tools, resources and prompts the server registers. */
 export type Profile = "demo" | "conformance";
+
+/** `npm start`'s port: not one of the docker-compose stack's (Grafana 3000, nginx 8080, ...). */
+export const DEFAULT_PORT = 8000;
 
 export interface ServerConfig {
   port: number;
@@ -31,6 +35,15 @@ export interface ServerConfig {
   allowedOrigins: string[] | null;
   /** Whether localhost origins (any port) are allowed in addition to `allowedOrigins`. */
   allowLocalOrigins: boolean;
+  /** Largest session record (client info and capabilities) an initialize may store, bytes. */
+  maxSessionRecordBytes: number;
+  /** Bytes of session records this instance keeps live transports for (LRU beyond). */
+  maxLocalSessionBytes: number;
+  /** Initializes one client may send per `initRateWindowMs`; 0 turns the limit off. */
+  initRateLimit: number;
+  initRateWindowMs: number;
+  /** Take the client address from X-Forwarded-For (behind a proxy you run). */
+  trustProxy: boolean;
   /** `retry:` hint on SSE streams, ms: how long a client waits before it reconnects. */
   sseRetryMs: number;
   profile: Profile;
@@ -76,13 +89,18 @@ function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
     .filter((item) => item.length > 0);
 }
 
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  return raw === "1" || raw === "true" || raw === "yes";
+}
+
 function isRedisUrl(value: string): boolean {
   return /^rediss?:\/\//.test(value);
 }
 
 /** Parses the environment; throws `ConfigError` naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const port = integer(env, "PORT", 3000, 0, 65_535);
+  const port = integer(env, "PORT", DEFAULT_PORT, 0, 65_535);
   const host = env.HOST?.trim() || "127.0.0.1";
   const redisUrl = env.REDIS_URL?.trim() || undefined;
   if (redisUrl !== undefined && !isRedisUrl(redisUrl)) {
@@ -157,8 +175,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     allowedOrigins,
     allowLocalOrigins,
     sseRetryMs: integer(env, "SSE_RETRY_MS", 1000, 1, 600_000),
+    maxSessionRecordBytes: integer(env, "MAX_SESSION_RECORD_BYTES", 16_384, 256, 1_048_576),
+    maxLocalSessionBytes: integer(
+      env,
+      "MAX_LOCAL_SESSION_BYTES",
+      32 * 1024 * 1024,
+      1024,
+      16 * 1024 * 1024 * 1024,
+    ),
+    initRateLimit: integer(env, "INIT_RATE_LIMIT", 30, 0, 1_000_000),
+    initRateWindowMs: integer(env, "INIT_RATE_WINDOW_MS", 60_000, 100, 86_400_000),
+    trustProxy: flag(env, "TRUST_PROXY"),
     profile,
     telemetry: Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_TRACES_EXPORTER),
-    verbose: env.VERBOSE === "1" || env.VERBOSE === "true",
+    verbose: flag(env, "VERBOSE"),
   };
 }

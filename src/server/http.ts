@@ -3,10 +3,13 @@
  * Host/Origin checks against DNS rebinding, CORS, timeouts, and graceful draining.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { printable } from "../codec.js";
 import type { McpHttpHandler } from "../mcp/http.js";
 import { metricsHandler } from "../telemetry/http.js";
 import type { Logger, SessionStore } from "../types.js";
 import type { ServerConfig } from "./config.js";
+import { httpRequestCounter } from "./http-metrics.js";
+import { RateLimiter } from "./rate-limit.js";
 
 /** The running HTTP server. */
 export interface HttpApp {
@@ -82,6 +85,18 @@ export function checkHostAndOrigin(
   return null;
 }
 
+/** The address a client connects from; behind a trusted proxy, the one the proxy saw. */
+export function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
+  if (trustProxy) {
+    const forwarded = req.headers["x-forwarded-for"];
+    const list = (Array.isArray(forwarded) ? forwarded.join(",") : (forwarded ?? "")).split(",");
+    // The last entry is the one our proxy appended; earlier ones are the client's word.
+    const last = list[list.length - 1]?.trim();
+    if (last) return last;
+  }
+  return req.socket.remoteAddress ?? "unknown";
+}
+
 /** Builds the HTTP server (not listening yet). */
 export function createHttpApp(options: {
   config: ServerConfig;
@@ -89,9 +104,13 @@ export function createHttpApp(options: {
   store: SessionStore;
   registry: Parameters<typeof metricsHandler>[0];
   logger: Logger;
+  /** Turns a failed health check's detail into one line naming the cause and what to do. */
+  explainUnready?: (detail: string | undefined) => string;
 }): HttpApp {
   const { config, handler, store, logger } = options;
   const metrics = metricsHandler(options.registry);
+  const count = httpRequestCounter(options.registry);
+  const initLimit = new RateLimiter(config.initRateLimit, config.initRateWindowMs);
   const active = new Set<Active>();
   let draining = false;
   let idle: (() => void) | undefined;
@@ -103,15 +122,25 @@ export function createHttpApp(options: {
     }
     try {
       const health = await store.health();
+      const detail = health.ok ? undefined : explain(health.detail);
       sendJson(res, health.ok ? 200 : 503, {
         status: health.ok ? "ready" : "unavailable",
         backend: health.backend,
         ...(health.latencyMs === undefined ? {} : { latencyMs: health.latencyMs }),
-        ...(health.ok || health.detail === undefined ? {} : { detail: health.detail }),
+        ...(detail === undefined ? {} : { detail }),
       });
-    } catch {
-      sendJson(res, 503, { status: "unavailable", backend: store.backend });
+    } catch (err) {
+      sendJson(res, 503, {
+        status: "unavailable",
+        backend: store.backend,
+        detail: explain(err instanceof Error ? err.message : String(err)),
+      });
     }
+  }
+
+  function explain(detail: string | undefined): string | undefined {
+    if (options.explainUnready !== undefined) return options.explainUnready(detail);
+    return detail === undefined ? undefined : printable(detail, 300);
   }
 
   function cors(req: IncomingMessage, res: ServerResponse): void {
@@ -139,6 +168,15 @@ export function createHttpApp(options: {
       res.end();
       return;
     }
+    if (req.method === "POST" && req.headers["mcp-session-id"] === undefined) {
+      // Only an initialize is accepted without a session id: each one opens a session.
+      const wait = initLimit.take(clientAddress(req, config.trustProxy));
+      if (wait > 0) {
+        res.setHeader("retry-after", String(wait));
+        rpcError(res, 429, -32000, "Too Many Requests: too many new sessions from this client");
+        return;
+      }
+    }
     const stream = req.method === "GET";
     if (draining && stream) {
       // A new standalone stream here would be cut at once: send the client elsewhere.
@@ -162,6 +200,7 @@ export function createHttpApp(options: {
     if (draining) res.setHeader("connection", "close");
     const path = (req.url ?? "/").split("?")[0];
     const method = req.method ?? "GET";
+    count(req, res, path ?? "/");
     if (path === "/mcp") {
       await serveMcp(req, res);
       return;
@@ -172,8 +211,12 @@ export function createHttpApp(options: {
     }
     if (path === "/healthz") sendJson(res, 200, { status: "ok" });
     else if (path === "/readyz") await readiness(res);
-    else if (path === "/metrics") metrics(req, res);
-    else sendJson(res, 404, { error: "Not Found" });
+    else if (path === "/metrics") {
+      // Same DNS-rebinding rule as /mcp: a page must not read the metrics through a local browser.
+      const refused = checkHostAndOrigin(config, req.headers);
+      if (refused !== null) sendJson(res, 403, { error: `Forbidden: ${refused}` });
+      else metrics(req, res);
+    } else sendJson(res, 404, { error: "Not Found" });
   }
 
   const server = http.createServer(
@@ -182,7 +225,9 @@ export function createHttpApp(options: {
     { connectionsCheckingInterval: Math.min(30_000, Math.max(100, config.requestTimeoutMs / 4)) },
     (req, res) => {
       route(req, res).catch((err: unknown) => {
-        logger.error(`request failed: ${err instanceof Error ? err.message : String(err)}`);
+        logger.error(
+          `request failed: ${printable(err instanceof Error ? err.message : String(err))}`,
+        );
         if (!res.headersSent) rpcError(res, 500, -32603, "Internal error");
         else res.destroy();
       });

@@ -6,37 +6,76 @@
  */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { collectDefaultMetrics } from "prom-client";
+import { printable } from "../codec.js";
+import { createMemorySessionStore, createRedisSessionStore } from "../factory.js";
 import {
   createMcpHttpHandler,
   type McpServices,
   registerRedisBackedServices,
 } from "../mcp/index.js";
+import { redisAccessOf } from "../mcp/support.js";
 import { redactUrl } from "../options.js";
-import { internals, type Logger, type StoreInternals } from "../types.js";
+import { internals, type Logger, type SessionStore, type StoreInternals } from "../types.js";
+import { explainRedisFailure, probeRedis, RedisErrorWatch } from "./causes.js";
 import { ConfigError, loadConfig, type ServerConfig } from "./config.js";
 import { CONFORMANCE_CAPABILITIES, registerConformance } from "./conformance.js";
 import { createHttpApp } from "./http.js";
+import { explainListenError } from "./listen.js";
 import { registerDemoTools } from "./tools.js";
 
+/** Longest log line body: request data may reach a message, and must not flood the log. */
+const MAX_LOG_CHARS = 2000;
+
+/** Every line is one line: control characters escaped, length capped (no forged lines). */
+function line(message: string, args: unknown[]): string {
+  const rest = args.map((a) => (a instanceof Error ? a.message : String(a))).join(" ");
+  return `[mcp-server] ${printable(rest === "" ? message : `${message} ${rest}`, MAX_LOG_CHARS)}`;
+}
+
 const logger: Logger = {
-  info: (message, ...args) => console.info(`[mcp-server] ${message}`, ...args),
-  warn: (message, ...args) => console.warn(`[mcp-server] ${message}`, ...args),
-  error: (message, ...args) => console.error(`[mcp-server] ${message}`, ...args),
+  info: (message, ...args) => console.info(line(message, args)),
+  warn: (message, ...args) => console.warn(line(message, args)),
+  error: (message, ...args) => console.error(line(message, args)),
 };
 
+/** Where Redis is looked for: REDIS_URL, else the local default that SESSION_STORE=auto probes. */
+function redisUrlOf(config: ServerConfig): string {
+  return config.redisUrl ?? "redis://localhost:6379";
+}
+
 /** The library logs store selection through this logger; the server prints its own line. */
-const storeLogger: Logger = { info: () => {}, warn: logger.warn, error: logger.error };
+function storeLogger(config: ServerConfig): Logger {
+  return { info: config.verbose ? logger.info : () => {}, warn: logger.warn, error: logger.error };
+}
 
 async function openServices(config: ServerConfig): Promise<McpServices> {
   return registerRedisBackedServices(null, {
-    ...(config.redisUrl === undefined ? {} : { redisUrl: config.redisUrl }),
+    // Always explicit, so the library never reads REDIS_URL (empty or not) on its own.
+    redisUrl: redisUrlOf(config),
     forceMemorySessionStore: config.store === "memory",
     fallback: config.store === "auto" ? "memory" : "error",
     prefix: config.keyPrefix,
     defaultTtl: config.sessionTtl,
     ...(config.lockNodes === undefined ? {} : { lockNodes: config.lockNodes }),
-    logger: storeLogger,
+    logger: storeLogger(config),
   });
+}
+
+/** The prefix of the demo tools' own data: outside the session prefix, so not counted as sessions. */
+export function toolPrefixOf(keyPrefix: string): string {
+  return `${keyPrefix.replace(/:$/, "")}-tools:`;
+}
+
+/** The demo tools' data (shared counters) lives in its own store, on the same backend. */
+async function openToolStore(config: ServerConfig, services: McpServices): Promise<SessionStore> {
+  const options = {
+    redisUrl: redisUrlOf(config),
+    prefix: toolPrefixOf(config.keyPrefix),
+    instrumentation: false as const,
+    logger: storeLogger(config),
+  };
+  if (services.sessionStore.backend === "memory") return createMemorySessionStore(options);
+  return createRedisSessionStore(options);
 }
 
 function describeStore(config: ServerConfig, services: McpServices): string {
@@ -56,7 +95,12 @@ function describeStore(config: ServerConfig, services: McpServices): string {
   return `redis at ${where}, ${info?.mode ?? "standalone"}, ${locks} (${config.storeReason})`;
 }
 
-function createServerFactory(config: ServerConfig, services: McpServices, instance: string) {
+function createServerFactory(
+  config: ServerConfig,
+  services: McpServices,
+  toolStore: SessionStore,
+  instance: string,
+) {
   return () => {
     const conformance = config.profile === "conformance";
     const server = new McpServer(
@@ -73,6 +117,7 @@ function createServerFactory(config: ServerConfig, services: McpServices, instan
     );
     registerDemoTools(server, {
       store: services.sessionStore,
+      data: toolStore,
       sessionTtl: config.sessionTtl,
       instance,
     });
@@ -101,23 +146,36 @@ async function main(): Promise<void> {
     : undefined;
 
   let services: McpServices;
+  let toolStore: SessionStore;
   try {
     services = await openServices(config);
   } catch (err) {
-    logger.error(
-      `session store unavailable: ${err instanceof Error ? err.message : String(err)} (SESSION_STORE=${config.store})`,
-    );
+    // ioredis rejects with generic messages; one more connection attempt shows the cause.
+    const cause = (await probeRedis(redisUrlOf(config)).catch(() => undefined)) ?? err;
+    logger.error(`session store unavailable: ${explainRedisFailure(cause, redisUrlOf(config))}`);
+    await telemetry?.shutdown().catch(() => {});
+    process.exit(1);
+  }
+  try {
+    toolStore = await openToolStore(config, services);
+  } catch (err) {
+    logger.error(`demo tools' store unavailable: ${explainRedisFailure(err, redisUrlOf(config))}`);
+    await services.close().catch(() => {});
     await telemetry?.shutdown().catch(() => {});
     process.exit(1);
   }
   collectDefaultMetrics({ register: services.registry });
+  const redis = redisAccessOf(services.sessionStore);
+  const watch = redis === undefined ? undefined : new RedisErrorWatch(redis.client);
 
   const instance = `${config.host}:${config.port}`;
   const handler = createMcpHttpHandler({
     services,
-    createServer: createServerFactory(config, services, instance),
+    createServer: createServerFactory(config, services, toolStore, instance),
     sessionTtl: config.sessionTtl,
     maxBodyBytes: config.maxBodyBytes,
+    maxSessionRecordBytes: config.maxSessionRecordBytes,
+    maxLocalSessionBytes: config.maxLocalSessionBytes,
     transportOptions: { retryInterval: config.sseRetryMs },
     logger,
   });
@@ -127,15 +185,28 @@ async function main(): Promise<void> {
     store: services.sessionStore,
     registry: services.registry,
     logger,
+    explainUnready: (detail) =>
+      watch === undefined
+        ? printable(detail ?? "unavailable", 300)
+        : explainRedisFailure(watch.recent() ?? new Error(detail), redisUrlOf(config)),
   });
 
-  await new Promise<void>((resolve, reject) => {
-    app.server.once("error", reject);
-    app.server.listen(config.port, config.host, () => {
-      app.server.off("error", reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      app.server.once("error", reject);
+      app.server.listen(config.port, config.host, () => {
+        app.server.off("error", reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    logger.error(explainListenError(err, config.host, config.port));
+    await handler.close().catch(() => {});
+    await toolStore.disconnect().catch(() => {});
+    await services.close().catch(() => {});
+    await telemetry?.shutdown().catch(() => {});
+    process.exit(1);
+  }
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.port;
   logger.info(`session store: ${describeStore(config, services)}`);
@@ -155,10 +226,17 @@ async function main(): Promise<void> {
         logger.warn(`${interrupted} request(s) still running at the deadline were cut`);
       }
       await handler.close();
+      await toolStore.disconnect();
       await services.close();
       await telemetry?.shutdown();
     } catch (err) {
-      logger.error(`shutdown: ${err instanceof Error ? err.message : String(err)}`);
+      const why =
+        services.sessionStore.backend === "redis"
+          ? explainRedisFailure(err, redisUrlOf(config))
+          : err instanceof Error
+            ? err.message
+            : String(err);
+      logger.error(`shutdown: ${why}`);
       code = 1;
     }
     app.server.closeAllConnections();

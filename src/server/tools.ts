@@ -4,7 +4,8 @@
  * - `notes_put` / `notes_get`: data of the MCP session, kept in the session's own record (field
  *   `notes`, next to the integration's `mcp` field), so any instance sees it and DELETE ends it.
  * - `counter_increment`: a counter shared by every session and instance, incremented under
- *   `withLock`; returns the value and the lock's fencing token.
+ *   the session store's `withLock`; returns the value and the lock's fencing token. The value
+ *   lives in the tools' own store (`data`), so the sessions gauge counts MCP sessions only.
  * - `slow_task`: a long call that reports progress notifications.
  * - `slow_task_async`: the same work as an SDK task (experimental tasks API), its state in the
  *   shared task store; callable with or without task augmentation.
@@ -24,7 +25,10 @@ interface SessionData {
 }
 
 export interface DemoToolsContext {
+  /** The MCP sessions' store: notes, and the counter's lock. */
   store: SessionStore;
+  /** The tools' own data (counters): another prefix, not sessions. */
+  data: SessionStore;
   /** Session TTL in seconds (slid by each write). */
   sessionTtl: number;
   /** Name of this instance (host:port), returned by the tools so clients see who served them. */
@@ -59,7 +63,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** Registers the demo tools on `server` (one MCP session's server). */
 export function registerDemoTools(server: McpServer, context: DemoToolsContext): void {
-  const { store, sessionTtl, instance } = context;
+  const { store, data, sessionTtl, instance } = context;
 
   server.registerTool(
     "notes_put",
@@ -129,9 +133,9 @@ export function registerDemoTools(server: McpServer, context: DemoToolsContext):
       const result = await store.withLock(
         id,
         async (lock) => {
-          const current = (await store.getSession<{ value: number }>(id))?.value ?? 0;
+          const current = (await data.getSession<{ value: number }>(id))?.value ?? 0;
           const value = current + 1;
-          await store.setSession(
+          await data.setSession(
             id,
             { value, fencingToken: lock.fencingToken },
             {

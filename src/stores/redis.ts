@@ -3,9 +3,10 @@ import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { decode } from "../codec.js";
 import { ErrorCode, isSessionStoreError, SessionStoreError } from "../errors.js";
 import { RedlockManager, type RedlockNode } from "../locks/redlock.js";
-import { type ResolvedOptions, redactUrl } from "../options.js";
+import { checkRedisUrl, type ResolvedOptions, redactUrl } from "../options.js";
 import type { RedisClusterConfig, StoreHealth, StoreInternals } from "../types.js";
 import { BaseStore } from "./base.js";
+import { describeFailure } from "./failure-text.js";
 import { KeyedQueue, type QueueSlot } from "./keyed-queue.js";
 import { KeyLayout } from "./keys.js";
 import { CAS_SCRIPT, DELETE_SCRIPT, SET_SCRIPT, TOUCH_SCRIPT } from "./scripts.js";
@@ -22,6 +23,7 @@ const SCAN_COUNT = 1000;
 interface ScriptCommands {
   mssSet(
     key: string,
+    tombstone: string,
     data: string,
     ttlMs: number,
     now: number,
@@ -31,6 +33,7 @@ interface ScriptCommands {
   ): Promise<number>;
   mssCas(
     key: string,
+    tombstone: string,
     version: string,
     createdAt: string,
     data: string,
@@ -40,12 +43,21 @@ interface ScriptCommands {
     seq: number,
     floor: number,
   ): Promise<number>;
-  mssDel(key: string, writer: string, seq: number, floor: number): Promise<number>;
+  mssDel(
+    key: string,
+    tombstone: string,
+    writer: string,
+    seq: number,
+    floor: number,
+    tombstoneMs: number,
+  ): Promise<number>;
   mssTouch(key: string, ttlMs: number, writer: string, seq: number, floor: number): Promise<number>;
 }
 
 /** What a fenced script returns when a later write of this store already landed on the record. */
 const STALE = -2;
+/** Key suffix of a deleted record's tombstone (its write fences, see scripts.ts). */
+const TOMBSTONE = "gone";
 
 /** ioredis options of every client this store creates itself. */
 export function clientOptions(options: ResolvedOptions): RedisOptions {
@@ -92,32 +104,60 @@ function isClusterConfig(value: unknown): value is RedisClusterConfig {
 function defineScripts(client: Client): void {
   const scripted = client as Client & Partial<ScriptCommands>;
   if (typeof scripted.mssSet !== "function") {
-    client.defineCommand("mssSet", { numberOfKeys: 1, lua: SET_SCRIPT });
+    client.defineCommand("mssSet", { numberOfKeys: 2, lua: SET_SCRIPT });
   }
   if (typeof scripted.mssCas !== "function") {
-    client.defineCommand("mssCas", { numberOfKeys: 1, lua: CAS_SCRIPT });
+    client.defineCommand("mssCas", { numberOfKeys: 2, lua: CAS_SCRIPT });
   }
   if (typeof scripted.mssDel !== "function") {
-    client.defineCommand("mssDel", { numberOfKeys: 1, lua: DELETE_SCRIPT });
+    client.defineCommand("mssDel", { numberOfKeys: 2, lua: DELETE_SCRIPT });
   }
   if (typeof scripted.mssTouch !== "function") {
     client.defineCommand("mssTouch", { numberOfKeys: 1, lua: TOUCH_SCRIPT });
   }
 }
 
-/** host:port of a client, for logs and metric labels (never a password). */
-export function describeClient(client: Client, url?: string): string {
-  if (isCluster(client)) return "cluster";
-  const { host, port } = client.options;
-  if (url !== undefined) {
-    try {
-      const u = new URL(url);
-      return `${u.hostname}:${u.port || 6379}`;
-    } catch {
-      return redactUrl(url);
+/** `host:port` of a seed node in any form ioredis takes (number, "host:port", URL, object). */
+function hostPort(node: unknown): string {
+  if (typeof node === "number") return `localhost:${node}`;
+  if (typeof node === "string") {
+    if (/^rediss?:\/\//.test(node)) {
+      try {
+        const u = new URL(node);
+        return `${u.hostname}:${u.port || 6379}`;
+      } catch {
+        return redactUrl(node);
+      }
     }
+    return node.slice(node.lastIndexOf("@") + 1);
+  }
+  const { host, port } = (node ?? {}) as { host?: string; port?: number };
+  return `${host ?? "localhost"}:${port ?? 6379}`;
+}
+
+/** host:port of a client (its seeds or Sentinels when it has some), for logs and metric labels: never a password. */
+export function describeClient(client: Client, url?: string): string {
+  if (url !== undefined) return hostPort(url);
+  if (isCluster(client)) {
+    const nodes = client.nodes().map((n) => hostPort(n.options));
+    return nodes.length > 0 ? `cluster ${nodes.join(",")}` : "cluster";
+  }
+  const { host, port, sentinels, name } = client.options;
+  if ((sentinels?.length ?? 0) > 0) {
+    return `sentinel "${name ?? "mymaster"}" via ${(sentinels ?? []).map(hostPort).join(",")}`;
   }
   return `${host ?? "localhost"}:${port ?? 6379}`;
+}
+
+/** Where the store's data lives, for messages: a redacted URL, or the seeds of a Cluster, or the Sentinels. */
+function describeTarget(options: ResolvedOptions, client: Client): string {
+  const redis = options.redis;
+  if (isClusterConfig(redis)) return `cluster ${redis.clusterNodes.map(hostPort).join(",")}`;
+  if (redis === undefined || (options.redisUrlGiven && !isClient(redis))) {
+    const described = describeClient(client);
+    return described.startsWith("sentinel") ? described : redactUrl(options.redisUrl);
+  }
+  return describeClient(client);
 }
 
 /**
@@ -136,6 +176,11 @@ export class RedisSessionStore extends BaseStore {
   private readonly updates: KeyedQueue;
   private readonly target: string;
   private reportedDown = false;
+  /** The last error the data client reported, to explain the generic errors that follow it. */
+  private lastError: unknown;
+  private readonly lockErrors = new Map<string, unknown>();
+  private lockNodes: RedlockNode[] | undefined;
+  private readonly missingLockNodes: string[] = [];
   private connectedOnce = false;
   /** Every call is raced against commandTimeout: a Cluster, or a client passed in by the user. */
   private readonly timed: boolean;
@@ -156,6 +201,12 @@ export class RedisSessionStore extends BaseStore {
   constructor(options: ResolvedOptions) {
     super(options);
     const redis = options.redis;
+    if (
+      redis === undefined ||
+      (options.redisUrlGiven && !isClient(redis) && !isClusterConfig(redis))
+    ) {
+      checkRedisUrl(options.redisUrl);
+    }
     if (isClient(redis)) {
       this.client = redis;
       this.ownsClient = false;
@@ -186,10 +237,7 @@ export class RedisSessionStore extends BaseStore {
       : (this.client.options.sentinels?.length ?? 0) > 0
         ? "sentinel"
         : "standalone";
-    this.target =
-      this.mode === "standalone" && (redis === undefined || options.redisUrlGiven)
-        ? redactUrl(options.redisUrl)
-        : `${this.mode} ${describeClient(this.client)}`;
+    this.target = describeTarget(options, this.client);
     this.layout = new KeyLayout(options.prefix);
     this.updates = new KeyedQueue(options.commandTimeout, (ahead) =>
       this.failure(
@@ -207,6 +255,7 @@ export class RedisSessionStore extends BaseStore {
     this.client.on("error", (err: Error) => this.onClientError(err));
     this.client.on("ready", () => {
       this.connectedOnce = true;
+      this.lastError = undefined;
       if (this.reportedDown) {
         this.reportedDown = false;
         options.logger.info(`Redis at ${this.target} is reachable again`);
@@ -220,16 +269,19 @@ export class RedisSessionStore extends BaseStore {
       for (const node of options.lockNodes) {
         if (typeof node === "string") {
           const client = new Redis(node, clientOptions(options));
-          client.on("error", () => {
-            // Counted per node by the lock manager; a dead lock node must not crash the process.
+          const name = describeClient(client, node);
+          client.on("error", (err: unknown) => {
+            // Counted per node by the lock manager; kept here to explain a failed start.
+            this.lockErrors.set(name, err);
           });
           this.lockClients.push(client);
-          nodes.push({ client, name: describeClient(client, node) });
+          nodes.push({ client, name });
         } else {
           nodes.push({ client: node, name: describeClient(node) });
         }
       }
     }
+    if (options.lockNodes !== undefined) this.lockNodes = nodes;
     this.locks = new RedlockManager({
       nodes,
       key: (id, suffix) => this.layout.key(id, suffix),
@@ -244,31 +296,73 @@ export class RedisSessionStore extends BaseStore {
   }
 
   private onClientError(err: Error): void {
+    this.lastError = err;
     // Before the first connection the factory reports the failure (and the fallback) itself.
     if (this.closed || this.reportedDown || !this.connectedOnce) return;
     this.reportedDown = true;
-    // The message of a connection error names host and port, never a password.
-    this.options.logger.warn(`Redis at ${this.target} is unreachable: ${err.message}`);
+    const { cause } = describeFailure(err);
+    this.options.logger.warn(
+      `Lost the connection to Redis at ${this.target}: ${cause}; calls fail with ERR_BACKEND_UNAVAILABLE until it answers again (the store reconnects by itself)`,
+    );
   }
 
-  /** Connects every client this store owns within `connectTimeout`, or throws ERR_BACKEND_UNAVAILABLE. */
+  /**
+   * Connects within `connectTimeout`: the data node, and a quorum of the `lockNodes` (the others
+   * keep reconnecting and join when they answer). Throws ERR_BACKEND_UNAVAILABLE otherwise.
+   */
   async connect(): Promise<void> {
-    const clients: Client[] = [this.client, ...this.lockClients];
-    try {
-      await this.guard(
-        Promise.all(
-          clients.map(async (client) => {
-            if (client.status === "wait") await client.connect();
-            else if (client.status !== "ready") await waitReady(client);
-            await client.ping();
-          }),
-        ),
-        this.options.connectTimeout,
+    const timeoutMs = this.options.connectTimeout;
+    const lockNodes = this.lockNodes ?? [];
+    const [data, ...locks] = await Promise.all([
+      settle(this.race(whenReady(this.client), timeoutMs)),
+      ...lockNodes.map((node) => settle(this.race(whenReady(node.client), timeoutMs))),
+    ]);
+    let err: SessionStoreError | undefined;
+    if (data !== undefined) {
+      const { cause, hint } = describeFailure(data, this.lastError);
+      err = new SessionStoreError(
+        ErrorCode.BACKEND_UNAVAILABLE,
+        `Cannot connect to Redis at ${this.target}: ${cause}; ${hint}`,
+        { cause: data },
       );
-    } catch (err) {
+    }
+    const missing = lockNodes.flatMap((node, i) => {
+      const failed = locks[i];
+      if (failed === undefined) return [];
+      const { cause } = describeFailure(failed, this.lockErrors.get(node.name));
+      return [{ name: node.name, cause }];
+    });
+    const answered = lockNodes.length - missing.length;
+    if (err === undefined && this.lockNodes !== undefined && answered < this.locks.quorum) {
+      const list = missing.map((m) => `${m.name} (${m.cause})`).join(", ");
+      err = new SessionStoreError(
+        ErrorCode.BACKEND_UNAVAILABLE,
+        `Only ${answered} of ${lockNodes.length} Redlock nodes answered within ${timeoutMs} ms, fewer than the quorum of ${this.locks.quorum}: ${list}; start them, or fix lockNodes`,
+      );
+    }
+    if (err !== undefined) {
       await this.disconnect();
       throw err;
     }
+    for (const m of missing) {
+      this.options.logger.warn(
+        `Redlock node ${m.name} is unreachable at start (${m.cause}); locks use the ${answered} other nodes of ${lockNodes.length} (quorum ${this.locks.quorum}) and the node joins when it answers`,
+      );
+      this.missingLockNodes.push(m.name);
+    }
+  }
+
+  /** Where the data lives: a redacted URL, the seeds of a Cluster or the Sentinels. */
+  describe(): string {
+    return this.target;
+  }
+
+  /**
+   * @internal Counts the lock nodes that were unreachable at start as node errors; the factory
+   * calls it once the store's observers (the metrics) are attached.
+   */
+  reportStartErrors(): void {
+    for (const name of this.missingLockNodes) this.notify("redlockNodeError", name);
   }
 
   protected override redisInternals(): StoreInternals["redis"] {
@@ -346,9 +440,10 @@ export class RedisSessionStore extends BaseStore {
         cause: err,
       });
     }
+    const { cause, hint } = describeFailure(err, this.lastError);
     return new SessionStoreError(
       ErrorCode.BACKEND_UNAVAILABLE,
-      `Redis at ${this.target} is unavailable: ${(err as Error)?.message ?? String(err)}`,
+      `Redis at ${this.target} is unavailable: ${cause}; ${hint}`,
       { cause: err },
     );
   }
@@ -371,6 +466,7 @@ export class RedisSessionStore extends BaseStore {
     return this.bounded(
       this.scripts.mssSet(
         this.layout.key(id),
+        this.layout.key(id, TOMBSTONE),
         json,
         Math.ceil(ttl * 1000),
         Date.now(),
@@ -387,6 +483,7 @@ export class RedisSessionStore extends BaseStore {
     ttl: number,
   ): Promise<T> {
     const key = this.layout.key(id);
+    const tombstone = this.layout.key(id, TOMBSTONE);
     // One update per id at a time in this process; compare-and-set settles it across processes.
     return this.updates.run(id, async (slot) => {
       for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt++) {
@@ -398,6 +495,7 @@ export class RedisSessionStore extends BaseStore {
         const result = await this.step(slot, () =>
           this.scripts.mssCas(
             key,
+            tombstone,
             version ?? "",
             createdAt ?? "",
             json,
@@ -446,7 +544,13 @@ export class RedisSessionStore extends BaseStore {
   protected async doDelete(id: string): Promise<boolean> {
     const key = this.layout.key(id);
     // STALE: a later write of this store landed, so this delete counts as done before it.
-    return (await this.guard(this.scripts.mssDel(key, this.writer, ++this.seq, this.floor))) > 0;
+    const tombstone = this.layout.key(id, TOMBSTONE);
+    const tombstoneMs = Math.max(60_000, 30 * this.options.commandTimeout);
+    return (
+      (await this.guard(
+        this.scripts.mssDel(key, tombstone, this.writer, ++this.seq, this.floor, tombstoneMs),
+      )) > 0
+    );
   }
 
   protected async doHas(id: string): Promise<boolean> {
@@ -551,6 +655,21 @@ export class RedisSessionStore extends BaseStore {
       }),
     );
   }
+}
+
+/** The error `promise` rejects with, or undefined when it resolves. */
+function settle(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => undefined,
+    (err: unknown) => err ?? new Error("failed"),
+  );
+}
+
+/** Connects `client` if it is not yet, and checks that it answers. */
+async function whenReady(client: Client): Promise<void> {
+  if (client.status === "wait") await client.connect();
+  else if (client.status !== "ready") await waitReady(client);
+  await client.ping();
 }
 
 function waitReady(client: Client): Promise<void> {

@@ -19,8 +19,9 @@ export interface SessionCountSource {
 }
 
 /**
- * The sources of every `sessions` gauge created by `sessionsCollect`, kept under a global symbol
- * so that two loaded copies of this package sharing one registry feed the same gauge.
+ * The stores counted by each `sessions` gauge this package created (with `sessionsCollect` as its
+ * `collect`), kept under a global symbol so that two loaded copies of this package sharing one
+ * registry feed the same gauge.
  */
 const SOURCES = Symbol.for("mcp-session-store.session-count-sources");
 type SourcesByGauge = WeakMap<object, Map<string, SessionCountSource>>;
@@ -56,8 +57,8 @@ export async function sessionsCollect(this: Gauge<"backend">): Promise<void> {
 }
 
 /**
- * Marks `gauge` as one whose `collect` is `sessionsCollect`; call it right after creating it
- * (prom-client calls `collect` only at the first scrape).
+ * Marks `gauge`, just created with `collect: sessionsCollect`, as one that stores can be added
+ * to; a gauge not marked is the application's, which `addSessionCountSource` leaves alone.
  */
 export function acceptSessionCounts(gauge: Gauge<"backend">): Gauge<"backend"> {
   if (!sourcesByGauge.has(gauge)) sourcesByGauge.set(gauge, new Map());
@@ -75,7 +76,7 @@ export function addSessionCountSource(
   const sources = sourcesByGauge.get(gauge);
   if (sources === undefined) {
     reportSwallowed(
-      "session count",
+      "sessions gauge of the application",
       new Error("the registry's sessions gauge was not created by mcp-session-store"),
     );
     return () => {};

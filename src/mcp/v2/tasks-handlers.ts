@@ -108,7 +108,7 @@ export function registerTaskHandlers(
           requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } },
         } as ConstructorParameters<typeof MissingRequiredClientCapabilityError>[0]);
       }
-      return handlers[method](params, options.principal(ctx));
+      return handlers[method](withInputResponses(params, ctx), options.principal(ctx));
     });
   }
 }
@@ -117,6 +117,13 @@ export function registerTaskHandlers(
 const passThrough: StandardSchemaV1<unknown, unknown> = {
   "~standard": { version: 1, vendor: "mcp-session-store", validate: (value) => ({ value }) },
 };
+
+/** The SDK lifts `inputResponses` out of every request's params; `tasks/update` needs them back. */
+function withInputResponses(params: unknown, ctx: ServerContext): unknown {
+  if (params === null || typeof params !== "object") return params;
+  if ((params as Partial<TaskUpdateParams>).inputResponses !== undefined) return params;
+  return { ...params, inputResponses: ctx.mcpReq.inputResponses ?? {} };
+}
 
 function declaresTasks(server: Server): boolean {
   const capabilities = server.getClientCapabilities() as
