@@ -1,0 +1,164 @@
+/**
+ * Edges of the cross-instance mechanism on one in-process instance with its own Redis: an
+ * answer delivered once when POSTed twice, unknown answers dropped and counted, Redis not
+ * answering while a request is sent, a resume racing the close of the stream it replaces, and
+ * DELETE ending the standalone stream.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { redisAccessOf } from "../src/mcp/support.js";
+import { connectAskingClient } from "./fixtures/asking-clients.js";
+import { type InProcess, post, rawInitialize, startInProcess } from "./fixtures/mcp-helpers.js";
+import { type RedisNode, startRedis } from "./support/redis.js";
+
+const V = { "mcp-protocol-version": "2025-11-25" };
+const SSE = { accept: "application/json, text/event-stream" };
+
+async function metric(app: InProcess, name: string, labels = ""): Promise<number> {
+  const text = await app.services.registry.metrics();
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!(line.startsWith(`${name} `) || line.startsWith(`${name}{`))) continue;
+    if (labels !== "" && !line.includes(labels)) continue;
+    sum += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return sum;
+}
+
+/** Reads SSE events from `reader` until one satisfies `until`. */
+async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  until: (event: { id?: string; data: string }) => boolean,
+): Promise<{ id?: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error("stream ended");
+    buffer += decoder.decode(value, { stream: true });
+    let end = buffer.indexOf("\n\n");
+    while (end >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      end = buffer.indexOf("\n\n");
+      const event: { id?: string; data: string } = { data: "" };
+      for (const line of block.split("\n")) {
+        if (line.startsWith("id: ")) event.id = line.slice(4);
+        else if (line.startsWith("data: ")) event.data += line.slice(6);
+      }
+      if (until(event)) return event;
+    }
+  }
+}
+
+describe("cross-instance edges (one instance, Redis)", () => {
+  let redis: RedisNode;
+  let app: InProcess;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    app = await startInProcess({
+      redisUrl: redis.url,
+      prefix: "edges:",
+      fallback: "error",
+      commandTimeout: 500,
+    });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await redis?.stop();
+  });
+
+  it("delivers an answer POSTed twice once; unknown answers are dropped and counted", async () => {
+    const unknown = await metric(app, "mcp_session_store_mcp_answers_dropped_total");
+    const id = await rawInitialize(app.url);
+    const headers = { ...SSE, ...V, "mcp-session-id": id, "content-type": "application/json" };
+    const call = await fetch(app.url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 7,
+        method: "tools/call",
+        params: { name: "ask", arguments: { what: ["roots"], tag: "twice" } },
+      }),
+    });
+    const reader = (call.body as ReadableStream<Uint8Array>).getReader();
+    const request = await readUntil(reader, (e) => e.data.includes("roots/list"));
+    const wireId = (JSON.parse(request.data) as { id: unknown }).id;
+    expect(typeof wireId).toBe("string");
+    const answer = JSON.stringify({
+      jsonrpc: "2.0",
+      id: wireId,
+      result: { roots: [{ uri: "file:///once" }] },
+    });
+    const [first, second] = await Promise.all([
+      post(app.url, answer, { ...V, "mcp-session-id": id }),
+      post(app.url, answer, { ...V, "mcp-session-id": id }),
+    ]);
+    expect([first.status, second.status]).toEqual([202, 202]);
+    const result = await readUntil(reader, (e) => e.data.includes('"id":7'));
+    expect(result.data).toContain("local|file:///once");
+    await reader.cancel();
+    // One of the two, and an id nobody issued: both dropped.
+    const stranger = JSON.stringify({ jsonrpc: "2.0", id: "0123456789ab.42", result: {} });
+    expect((await post(app.url, stranger, { ...V, "mcp-session-id": id })).status).toBe(202);
+    expect(await metric(app, "mcp_session_store_mcp_answers_dropped_total")).toBe(unknown + 2);
+    expect(
+      await metric(app, "mcp_session_store_mcp_answers_dropped_total", 'reason="unknown"'),
+    ).toBeGreaterThanOrEqual(1);
+  });
+
+  it("fails a request to the client within the command timeout when Redis does not answer", {
+    timeout: 20_000,
+  }, async () => {
+    const client = await connectAskingClient("v1", app.url, fetch);
+    const access = redisAccessOf(app.services.sessionStore);
+    if (access === undefined) throw new Error("expected a Redis store");
+    const original = access.client.set.bind(access.client);
+    // Only the request records hang: everything else in the store keeps working.
+    const spy = vi
+      .spyOn(access.client, "set")
+      .mockImplementation(((...args: unknown[]) =>
+        String(args[0]).includes(":answer:")
+          ? new Promise(() => {})
+          : (original as (...a: unknown[]) => unknown)(...args)) as never);
+    try {
+      const started = Date.now();
+      const text = await client.call("ask", { what: ["sampling"], tag: "down" });
+      expect(text).toBe("local|error:ERR_BACKEND_UNAVAILABLE");
+      expect(Date.now() - started).toBeLessThan(2500);
+    } finally {
+      spy.mockRestore();
+      await client.close();
+    }
+    const client2 = await connectAskingClient("v1", app.url, fetch);
+    expect(await client2.call("ask", { what: ["sampling"], tag: "up" })).toBe("local|sampled:up");
+    await client2.close();
+  });
+
+  it("serves a resume of the standalone stream while the old one still looks open (no 409)", async () => {
+    const id = await rawInitialize(app.url);
+    const headers = { accept: "text/event-stream", ...V, "mcp-session-id": id };
+    const first = await fetch(app.url, { headers });
+    expect(first.status).toBe(200);
+    const reader = (first.body as ReadableStream<Uint8Array>).getReader();
+    const priming = await readUntil(reader, (e) => e.id !== undefined);
+    // A second stream without a cursor is refused, as the SDK does.
+    const duplicate = await fetch(app.url, { headers });
+    expect(duplicate.status).toBe(409);
+    await duplicate.body?.cancel();
+    // The client resumes before the server saw its old connection go.
+    const resumed = await fetch(app.url, {
+      headers: { ...headers, "last-event-id": priming.id as string },
+    });
+    expect(resumed.status).toBe(200);
+    await expect(reader.read()).resolves.toMatchObject({ done: true });
+    // DELETE ends the stream.
+    const resumedReader = (resumed.body as ReadableStream<Uint8Array>).getReader();
+    const del = await fetch(app.url, { method: "DELETE", headers: { ...V, "mcp-session-id": id } });
+    expect(del.status).toBe(200);
+    let done = false;
+    while (!done) done = (await resumedReader.read()).done;
+  });
+});
