@@ -79,6 +79,27 @@ async function round(clients: AskingClient[], seconds: number): Promise<RoundRes
   };
 }
 
+/**
+ * Upper bounds (ms) of the buckets holding the 50th and 99th percentile of the answer hop (publish
+ * on B to delivery on A), from A's `cross_instance_delivery_seconds` histogram.
+ */
+async function hop(instance: Instance): Promise<{ count: number; p50: number; p99: number }> {
+  const text = await (await fetch(instance.url.replace("/mcp", "/metrics"))).text();
+  const buckets: Array<[number, number]> = [];
+  for (const line of text.split("\n")) {
+    const m =
+      /^mcp_session_store_mcp_cross_instance_delivery_seconds_bucket\{(?=[^}]*kind="answer")[^}]*le="([^"]+)"[^}]*\} (\d+)/.exec(
+        line,
+      );
+    if (m !== null)
+      buckets.push([m[1] === "+Inf" ? Number.POSITIVE_INFINITY : Number(m[1]), Number(m[2])]);
+  }
+  buckets.sort((x, y) => x[0] - y[0]);
+  const count = buckets[buckets.length - 1]?.[1] ?? 0;
+  const at = (q: number) => (buckets.find(([, n]) => n >= q * count)?.[0] ?? Number.NaN) * 1000;
+  return { count, p50: at(0.5), p99: at(0.99) };
+}
+
 async function main(): Promise<void> {
   const redis = await startRedis();
   const env = { REDIS_URL: redis.url, PREFIX: "bench-routed:" };
@@ -87,6 +108,7 @@ async function main(): Promise<void> {
     spawnInstance({ ...env, INSTANCE: "B" }),
   ]);
   const results: Record<Mode, RoundResult[]> = { same: [], routed: [] };
+  let answerHop = { count: 0, p50: Number.NaN, p99: Number.NaN };
   try {
     const clients = { same: await connect("same", a, b), routed: await connect("routed", a, b) };
     // Warm-up: JIT, connections, sessions built on both instances.
@@ -101,6 +123,7 @@ async function main(): Promise<void> {
       }
     }
     await Promise.allSettled([...clients.same, ...clients.routed].map((c) => c.close()));
+    answerHop = await hop(a);
   } finally {
     await Promise.all([a.stop(), b.stop()]);
     await redis.stop();
@@ -127,6 +150,7 @@ async function main(): Promise<void> {
     }),
     "",
     `Routed p99 minus same-instance p99: ${(summary.routed.p99 - summary.same.p99).toFixed(2)} ms.`,
+    `Answer hop (published on B, delivered on A; ${answerHop.count} answers, histogram buckets): p50 <= ${answerHop.p50} ms, p99 <= ${answerHop.p99} ms.`,
   ];
   const markdown = lines.join("\n");
   process.stdout.write(`${markdown}\n`);
@@ -134,7 +158,7 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     path.join(dir, "mcp-routed.json"),
-    `${JSON.stringify({ concurrency: CONCURRENCY, rounds: ROUNDS, durationS: DURATION_S, results, summary }, null, 2)}\n`,
+    `${JSON.stringify({ concurrency: CONCURRENCY, rounds: ROUNDS, durationS: DURATION_S, results, summary, answerHop }, null, 2)}\n`,
   );
   writeFileSync(path.join(dir, "mcp-routed.md"), `${markdown}\n`);
 }

@@ -137,6 +137,46 @@ describe("cross-instance edges (one instance, Redis)", () => {
     await client2.close();
   });
 
+  it("serves a resume of a request stream that arrives before the old connection closed (no 409)", async () => {
+    const id = await rawInitialize(app.url);
+    const headers = { ...SSE, ...V, "mcp-session-id": id, "content-type": "application/json" };
+    const call = await fetch(app.url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 9,
+        method: "tools/call",
+        params: { name: "ask", arguments: { what: ["roots"], tag: "resume" } },
+      }),
+    });
+    const reader = (call.body as ReadableStream<Uint8Array>).getReader();
+    const request = await readUntil(reader, (e) => e.data.includes("roots/list"));
+    const resuming = fetch(app.url, {
+      headers: {
+        accept: "text/event-stream",
+        ...V,
+        "mcp-session-id": id,
+        "last-event-id": request.id as string,
+      },
+    });
+    // The old connection goes a little after the resume arrived.
+    setTimeout(() => void reader.cancel(), 200);
+    const resumed = await resuming;
+    expect(resumed.status).toBe(200);
+    const wireId = (JSON.parse(request.data) as { id: unknown }).id;
+    const answer = JSON.stringify({
+      jsonrpc: "2.0",
+      id: wireId,
+      result: { roots: [{ uri: "file:///r" }] },
+    });
+    expect((await post(app.url, answer, { ...V, "mcp-session-id": id })).status).toBe(202);
+    const resumedReader = (resumed.body as ReadableStream<Uint8Array>).getReader();
+    const result = await readUntil(resumedReader, (e) => e.data.includes('"id":9'));
+    expect(result.data).toContain("local|file:///r");
+    await resumedReader.cancel();
+  });
+
   it("serves a resume of the standalone stream while the old one still looks open (no 409)", async () => {
     const id = await rawInitialize(app.url);
     const headers = { accept: "text/event-stream", ...V, "mcp-session-id": id };
