@@ -30,10 +30,10 @@ interface OpenStream {
   closed: Promise<void>;
 }
 
+/** The SDK's SSE headers, less the hop-by-hop `connection` (the HTTP server owns it). */
 export const SSE_HEADERS = {
   "content-type": "text/event-stream",
   "cache-control": "no-cache, no-transform",
-  connection: "keep-alive",
   "x-accel-buffering": "no",
 };
 
@@ -108,7 +108,10 @@ export class StandaloneStreams {
     res.once("close", onClose);
     let keepAlive: NodeJS.Timeout | undefined;
     try {
-      res.writeHead(200, { ...SSE_HEADERS, "mcp-session-id": sessionId });
+      // With setHeader, so that the application (a drain, say) can read them back.
+      for (const [name, value] of Object.entries(SSE_HEADERS)) res.setHeader(name, value);
+      res.setHeader("mcp-session-id", sessionId);
+      res.writeHead(200);
       if (priming) {
         const retry = this.options.retryIntervalMs;
         res.write(`id: ${cursor}\n${retry === undefined ? "" : `retry: ${retry}\n`}data: \n\n`);
