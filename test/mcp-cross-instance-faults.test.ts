@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { redisAccessOf } from "../src/mcp/support.js";
-import { connectAskingClient } from "./fixtures/asking-clients.js";
+import { type AskingClient, connectAskingClient } from "./fixtures/asking-clients.js";
 import { type InProcess, post, rawInitialize, startInProcess } from "./fixtures/mcp-helpers.js";
 import { type RedisNode, startRedis } from "./support/redis.js";
 
@@ -48,6 +48,16 @@ async function readUntil(
       if (until(event)) return event;
     }
   }
+}
+
+/** Raises log notifications until one arrives on the client's standalone stream. */
+async function waitForStream(client: AskingClient, prefix: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    await client.call("raise", { kind: "log", tag: `${prefix}-${i}` }).catch(() => "");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (client.notifications.some((n) => n.startsWith(`notifications/message ${prefix}-`))) return;
+  }
+  throw new Error("the standalone stream never opened");
 }
 
 describe("cross-instance edges (one instance, Redis)", () => {
@@ -200,5 +210,38 @@ describe("cross-instance edges (one instance, Redis)", () => {
     expect(del.status).toBe(200);
     let done = false;
     while (!done) done = (await resumedReader.read()).done;
+  });
+
+  it("survives a Redis crash: requests fail with an error meanwhile, new sessions stream again after", {
+    timeout: 30_000,
+  }, async () => {
+    const before = await connectAskingClient("v1", app.url, fetch);
+    await waitForStream(before, "before");
+    await redis.kill();
+    // While Redis is down a tool call fails with an error: nothing hangs, nothing crashes.
+    await expect(before.call("raise", { kind: "log", tag: "during" }, 5000)).rejects.toThrow(
+      /unavailable/,
+    );
+    await before.close();
+    // The restarted Redis is empty (the sessions are gone); new sessions work end to end, through
+    // the subscriber connection that reconnected by itself.
+    await redis.restart();
+    let after: AskingClient | undefined;
+    // The store's client reconnects with its own backoff: 503 until then.
+    for (let i = 0; after === undefined; i++) {
+      after = await connectAskingClient("v1", app.url, fetch).catch((err) => {
+        if (i > 100) throw err;
+        return undefined;
+      });
+      if (after === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    try {
+      await waitForStream(after, "after");
+      expect(await after.call("ask", { what: ["sampling"], tag: "back" })).toBe(
+        "local|sampled:back",
+      );
+    } finally {
+      await after.close();
+    }
   });
 });
