@@ -20,6 +20,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { createMcpHandler, type McpHttpHandler, McpServer } from "@modelcontextprotocol/server";
+import { Redis } from "ioredis";
 import { Registry } from "prom-client";
 import { z } from "zod";
 import { createSessionStore } from "../src/factory.js";
@@ -81,12 +82,16 @@ async function recordToolCall(
   return recorded;
 }
 
+/** CPU seconds redis-server has used so far (INFO cpu), to charge each call its Redis share. */
+type CpuProbe = () => Promise<number>;
+
 async function throughput(
   handler: McpHttpHandler,
   template: { headers: Headers; body: Record<string, unknown> },
   concurrency: number,
   seconds: number,
-): Promise<number> {
+  redisCpu: CpuProbe,
+): Promise<{ rps: number; cpuUs: number }> {
   let id = 1_000_000;
   let done = 0;
   const until = performance.now() + seconds * 1000;
@@ -102,9 +107,16 @@ async function throughput(
       done += 1;
     }
   };
+  const redisBefore = await redisCpu();
+  const cpuBefore = process.cpuUsage();
   const start = performance.now();
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return (done * 1000) / (performance.now() - start);
+  const elapsed = performance.now() - start;
+  const cpu = process.cpuUsage(cpuBefore);
+  const redisUs = ((await redisCpu()) - redisBefore) * 1e6;
+  // CPU per call (this process plus redis-server) does not depend on how busy the machine is,
+  // unlike calls per second: on a loaded machine it is the steadier of the two.
+  return { rps: (done * 1000) / elapsed, cpuUs: (cpu.user + cpu.system + redisUs) / done };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -211,6 +223,12 @@ async function main(): Promise<void> {
       logger: silent,
       requestStates: { keys: { current: "bench-key-0123456789abcdef0123456789ab" } },
     });
+    const info = new Redis(redis.url);
+    const redisCpu: CpuProbe = async () => {
+      const text = await info.info("cpu");
+      const field = (name: string) => Number(text.match(new RegExp(`${name}:([0-9.]+)`))?.[1] ?? 0);
+      return field("used_cpu_user") + field("used_cpu_sys");
+    };
     const handle = await services.handles.create({ plan: "pro" }, { ...PRINCIPAL, ttl: 3600 });
     const memory = new Map([["state", { plan: "pro" }]]);
     const handlers = {
@@ -221,7 +239,7 @@ async function main(): Promise<void> {
     // Warm-up: the first seconds of a handler run before the JIT has compiled its path.
     for (const variant of ["baseline", "redis"] as const)
       for (const concurrency of [1, 64])
-        await throughput(handlers[variant], template, concurrency, 2);
+        await throughput(handlers[variant], template, concurrency, 2, redisCpu);
     // Short slices, the two variants back to back, many times: on a shared machine the load
     // drifts, and a ratio of adjacent slices cancels most of the drift that long runs keep.
     const runs: Record<string, number[]> = {};
@@ -230,12 +248,24 @@ async function main(): Promise<void> {
         const order =
           slice % 2 === 0 ? (["baseline", "redis"] as const) : (["redis", "baseline"] as const);
         const rps: Record<string, number> = {};
-        for (const variant of order)
-          rps[variant] = await throughput(handlers[variant], template, concurrency, sliceSeconds);
+        const cpu: Record<string, number> = {};
+        for (const variant of order) {
+          const r = await throughput(
+            handlers[variant],
+            template,
+            concurrency,
+            sliceSeconds,
+            redisCpu,
+          );
+          rps[variant] = r.rps;
+          cpu[variant] = r.cpuUs;
+        }
         for (const [key, value] of [
           [`baseline@${concurrency}`, rps.baseline as number],
           [`redis@${concurrency}`, rps.redis as number],
           [`ratio@${concurrency}`, (rps.redis as number) / (rps.baseline as number)],
+          [`cpuBaseline@${concurrency}`, cpu.baseline as number],
+          [`cpuRedis@${concurrency}`, cpu.redis as number],
         ] as const)
           runs[key] = [...(runs[key] ?? []), value];
       }
@@ -253,6 +283,7 @@ async function main(): Promise<void> {
     }
     await Promise.all(Object.values(handlers).map((h) => h.close()));
     await services.close();
+    info.disconnect();
 
     const rows = [1, 64].map((c) => {
       const base = median(runs[`baseline@${c}`] ?? []);
@@ -263,6 +294,8 @@ async function main(): Promise<void> {
         redis: shared,
         ratio: shared / base,
         pairedRatio: median(runs[`ratio@${c}`] ?? []),
+        cpuBaselineUs: median(runs[`cpuBaseline@${c}`] ?? []),
+        cpuRedisUs: median(runs[`cpuRedis@${c}`] ?? []),
       };
     });
     const latency = {
@@ -274,13 +307,13 @@ async function main(): Promise<void> {
       received: bus.reduce((s, b) => s + b.received, 0),
     };
     const md = [
-      `tools/call through createMcpHandler (handler.fetch, JSON responses), ${slices} alternating slices of ${sliceSeconds} s per variant, medians (the ratio is the median of adjacent-slice ratios), Node ${process.version}:`,
+      `tools/call through createMcpHandler (handler.fetch, JSON responses), ${slices} alternating slices of ${sliceSeconds} s per variant, ratio of the median throughputs, and the median of the ratios of adjacent slices, Node ${process.version}:`,
       "",
-      "| concurrency | in-memory bus, no store (calls/s) | Redis services (calls/s) | ratio (target >= 0.85) | median of paired ratios |",
-      "| ---: | ---: | ---: | ---: | ---: |",
+      "| concurrency | in-memory bus, no store (calls/s) | Redis services (calls/s) | ratio (target >= 0.85) | median of paired ratios | CPU per call, in-memory / Redis (µs) | CPU ratio |",
+      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
       ...rows.map(
         (r) =>
-          `| ${r.concurrency} | ${r.baseline.toFixed(0)} | ${r.redis.toFixed(0)} | ${r.ratio.toFixed(2)} | ${r.pairedRatio.toFixed(2)} |`,
+          `| ${r.concurrency} | ${r.baseline.toFixed(0)} | ${r.redis.toFixed(0)} | ${r.ratio.toFixed(2)} | ${r.pairedRatio.toFixed(2)} | ${r.cpuBaselineUs.toFixed(0)} / ${r.cpuRedisUs.toFixed(0)} | ${(r.cpuBaselineUs / r.cpuRedisUs).toFixed(2)} |`,
       ),
       "",
       `Event bus across processes, ${latency.rate} events/s for ${busSeconds} s, median of ${rounds} rounds: p50 ${latency.p50.toFixed(2)} ms, p99 ${latency.p99.toFixed(2)} ms (target p99 < 5 ms); ${latency.received} of ${latency.sent} events delivered.`,

@@ -27,6 +27,18 @@ export function leaseEndOf(expiresAt: number): number {
 }
 
 /**
+ * Where the lease of `lock` ends: `expiresAt`, or earlier when the lock aborted its signal (a
+ * failed extension gives the lock up on the nodes at once). Call it at the start of the work.
+ */
+export function watchLease(lock: { expiresAt: number; signal: AbortSignal }): () => number {
+  let abortedAt = lock.signal.aborted ? monotonicNow() : Number.POSITIVE_INFINITY;
+  lock.signal.addEventListener("abort", () => {
+    abortedAt = monotonicNow();
+  });
+  return () => Math.min(leaseEndOf(lock.expiresAt), abortedAt);
+}
+
+/**
  * In grant order, every token is above all earlier ones, and no grant starts before the valid
  * part of an earlier one (up to its release or its lease end, whichever came first) ended.
  */

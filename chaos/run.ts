@@ -40,6 +40,9 @@ console.log(
 );
 const results = await runExperiments({
   ...options,
+  onRun: (name, run, runs, violations) => {
+    if (runs > 1) console.log(`  ${name} run ${run}/${runs}: ${violations} violations`);
+  },
   onResult: (r) =>
     console.log(`  ${r.name}: ${r.held ? "held" : "FAILED"} (${r.runs} runs, ${r.durationMs} ms)`),
 });

@@ -11,6 +11,8 @@ export interface RunOptions {
   commandTimeoutMs: number;
   marginMs: number;
   onResult?: (result: ExperimentResult) => void;
+  /** After each run: the experiment, the run (1-based), the runs, its violations. */
+  onRun?: (name: string, run: number, runs: number, violations: number) => void;
 }
 
 export function select(only: string[]): CatalogEntry[] {
@@ -36,7 +38,10 @@ export async function runExperiments(options: RunOptions): Promise<ExperimentRes
         commandTimeoutMs: options.commandTimeoutMs,
         marginMs: options.marginMs,
       };
-      reports.push(await runInWorker(entry.name, ctx, entry.timeoutMs));
+      const report = await runInWorker(entry.name, ctx, entry.timeoutMs);
+      reports.push(report);
+      const violations = Object.values(report.figures).reduce((a, b) => a + b, 0);
+      options.onRun?.(entry.name, run + 1, runs, violations);
     }
     const result = summarize(entry, reports, Math.round(performance.now() - start));
     options.onResult?.(result);

@@ -1,6 +1,5 @@
 // An MCP server for protocol 2026-07-28 that runs as many instances as you like behind a load
-// balancer. In your project the last two imports read "mcp-session-store" and
-// "mcp-session-store/mcp/v2".
+// balancer: carts live in server-minted handles, change events cross instances on the bus.
 import { createServer } from "node:http";
 import { getRequestListener } from "@hono/node-server";
 import { createMcpHandler, McpServer, type ServerContext } from "@modelcontextprotocol/server";

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { parseCli } from "../chaos/cli.js";
-import { checkGrants, DECREASED, OVERLAPS, REPEATED } from "../chaos/grants.js";
+import {
+  checkGrants,
+  DECREASED,
+  monotonicNow,
+  OVERLAPS,
+  REPEATED,
+  watchLease,
+} from "../chaos/grants.js";
 import {
   CounterHistory,
   checkCounter,
@@ -51,6 +58,17 @@ describe("chaos checks", () => {
     expect(figures([g("a", 2, 0, 10), g("b", 2, 20, 30)])).toEqual([REPEATED]);
     expect(figures([g("a", 3, 0, 10), g("b", 2, 20, 30)])).toEqual([DECREASED]);
     expect(figures([g("a", 1, 0, 100), g("b", 2, 50, 60)])).toEqual([OVERLAPS]);
+  });
+});
+
+describe("chaos lease log", () => {
+  it("ends a lease at expiresAt, or earlier where the lock aborted its signal", () => {
+    const controller = new AbortController();
+    const lock = { expiresAt: Date.now() + 10_000, signal: controller.signal };
+    const leaseEnd = watchLease(lock);
+    expect(leaseEnd()).toBeGreaterThan(monotonicNow() + 9_000);
+    controller.abort();
+    expect(leaseEnd()).toBeLessThanOrEqual(monotonicNow());
   });
 });
 

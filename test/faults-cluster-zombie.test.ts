@@ -5,8 +5,13 @@ import { ownersOf, waitReplicated } from "./support/faults-cluster.js";
 import { type RedisClusterHandle, type RedisNode, startRedisCluster } from "./support/redis.js";
 
 const COMMAND_TIMEOUT = 1000;
-/** Longer than cluster-node-timeout (2 s in the harness) plus the replica's election. */
+/**
+ * The master stays frozen for FREEZE_MS (cluster-node-timeout is 2 s in the harness, plus the
+ * election), or longer until its replica took over its slots and every writer on it has been
+ * acknowledged by the new master; at most MAX_FREEZE_MS.
+ */
 const FREEZE_MS = 6000;
+const MAX_FREEZE_MS = 16_000;
 const PREFIX = "mcp:session:";
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -15,6 +20,8 @@ interface Writer {
   lastAcked: number;
   /** Highest seq acknowledged before the freeze. */
   ackedBeforeFreeze: number;
+  /** When the last acknowledgement came (performance.now()). */
+  ackedAt: number;
   failed: number;
   /** The seqs whose write rejected (indeterminate writes). */
   failedSeqs: Set<number>;
@@ -35,16 +42,18 @@ describe("Redis Cluster: a write that failed for its caller never lands after a 
       instrumentation: false,
       logger: { info() {}, warn() {}, error() {} },
     });
-    // Most writers on the master that will be frozen (their writes time out and are retried by
-    // the client), a few on the others (their writes succeed throughout).
+    // Writers on the master that will be frozen, and more on the others: while the frozen master
+    // is marked failed and before its replica takes over, every master answers CLUSTERDOWN, the
+    // client retries those writes after their callers gave up, and some land late. Without write
+    // fencing about half the runs end with stale keys; more writers make that likelier.
     const ids = Array.from({ length: 300 }, (_, i) => `w-${i}`);
     const owners = await ownersOf(
       cluster,
       ids.map((id) => `${PREFIX}{${id}}`),
     );
     victim = owners[0] as RedisNode;
-    onVictim = ids.filter((_, i) => owners[i] === victim).slice(0, 24);
-    elsewhere = ids.filter((_, i) => owners[i] !== victim).slice(0, 8);
+    onVictim = ids.filter((_, i) => owners[i] === victim).slice(0, 16);
+    elsewhere = ids.filter((_, i) => owners[i] !== victim).slice(0, 48);
   }, 120_000);
 
   afterAll(async () => {
@@ -60,6 +69,7 @@ describe("Redis Cluster: a write that failed for its caller never lands after a 
       id,
       lastAcked: 0,
       ackedBeforeFreeze: 0,
+      ackedAt: 0,
       failed: 0,
       failedSeqs: new Set<number>(),
     }));
@@ -68,6 +78,7 @@ describe("Redis Cluster: a write that failed for its caller never lands after a 
         try {
           await store.setSession(w.id, seq);
           w.lastAcked = seq;
+          w.ackedAt = performance.now();
           if (!frozen) w.ackedBeforeFreeze = seq;
         } catch (err) {
           expect((err as { code?: string }).code).toBe("ERR_BACKEND_UNAVAILABLE");
@@ -82,8 +93,23 @@ describe("Redis Cluster: a write that failed for its caller never lands after a 
     frozen = true;
     const pid = victim.pid as number;
     process.kill(pid, "SIGSTOP");
+    let failoverAt = Number.POSITIVE_INFINITY;
     try {
-      await sleep(FREEZE_MS);
+      const victims = writers.filter((w) => onVictim.includes(w.id));
+      const start = performance.now();
+      const key = `${PREFIX}{${onVictim[0]}}`;
+      while (performance.now() - start < MAX_FREEZE_MS) {
+        if (failoverAt === Number.POSITIVE_INFINITY) {
+          const [owner] = await ownersOf(cluster, [key], victim).catch(() => [victim]);
+          if (owner !== victim) failoverAt = performance.now();
+        } else if (
+          performance.now() - start >= FREEZE_MS &&
+          victims.every((w) => w.ackedAt > failoverAt)
+        ) {
+          break;
+        }
+        await sleep(100);
+      }
       running = false;
       await Promise.all(loops);
     } finally {
@@ -107,9 +133,8 @@ describe("Redis Cluster: a write that failed for its caller never lands after a 
       // the frozen master were acknowledged again by its promoted replica.
       const failed = writers.reduce((n, w) => n + w.failed, 0);
       expect(failed).toBeGreaterThan(0);
-      const served = writers.filter(
-        (w) => onVictim.includes(w.id) && w.lastAcked > w.ackedBeforeFreeze,
-      );
+      expect(failoverAt, "the replica did not take over in time").toBeLessThan(Infinity);
+      const served = writers.filter((w) => onVictim.includes(w.id) && w.ackedAt > failoverAt);
       expect(served.length).toBe(onVictim.length);
       expect(stale).toEqual([]);
     } finally {

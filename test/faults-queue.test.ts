@@ -1,7 +1,13 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisSessionStore, type SessionStore } from "../src/index.js";
-import { type RedisNode, startRedis } from "./support/redis.js";
+import { ownerOf } from "./support/faults-cluster.js";
+import {
+  type RedisClusterHandle,
+  type RedisNode,
+  startRedis,
+  startRedisCluster,
+} from "./support/redis.js";
 
 const COMMAND_TIMEOUT = 1000;
 /** Scheduling slack on a loaded 2-core machine; one more commandTimeout would exceed it. */
@@ -77,5 +83,45 @@ describe("queued updateSession calls each answer within commandTimeout of their 
     const results = await Promise.all(Array.from({ length: 8 }, () => timedUpdate(store, 0, slow)));
     expect(results.map((r) => r.code)).toEqual(Array(8).fill(undefined));
     expect(await store.getSession("q")).toBe(8);
+  });
+});
+
+describe("queued updateSession calls on a Redis Cluster whose master is frozen", () => {
+  let cluster: RedisClusterHandle;
+  let store: SessionStore;
+  let owner: RedisNode | undefined;
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+    store = await createRedisSessionStore({
+      redis: { clusterNodes: cluster.seeds },
+      commandTimeout: COMMAND_TIMEOUT,
+      instrumentation: false,
+      logger: { info() {}, warn() {}, error() {} },
+    });
+  }, 120_000);
+  afterAll(async () => {
+    if (owner?.pid !== undefined) process.kill(owner.pid, "SIGCONT");
+    await store?.disconnect();
+    await cluster?.stop();
+  });
+
+  it("each answer within commandTimeout of their own start", async () => {
+    await store.setSession("q", 0);
+    owner = await ownerOf(cluster, "mcp:session:{q}");
+    const pid = owner.pid as number;
+    process.kill(pid, "SIGSTOP");
+    let results: Array<{ ms: number; code?: string }>;
+    try {
+      results = await Promise.all([
+        ...Array.from({ length: 5 }, () => timedUpdate(store, 0)),
+        timedUpdate(store, 400),
+      ]);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+    for (const r of results) {
+      expect(r.code).toBe("ERR_BACKEND_UNAVAILABLE");
+      expect(r.ms, JSON.stringify(results)).toBeLessThan(COMMAND_TIMEOUT + MARGIN);
+    }
   });
 });

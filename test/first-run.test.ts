@@ -7,7 +7,7 @@ import {
   type Logger,
 } from "../src/index.js";
 import { redactUrl, resolveOptions } from "../src/options.js";
-import { describeClient } from "../src/stores/redis.js";
+import { describeClient } from "../src/stores/redis-clients.js";
 import { freePort, type RedisNode, startRedis } from "./support/redis.js";
 
 function recordingLogger(): Logger & { lines: string[] } {

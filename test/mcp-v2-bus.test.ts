@@ -107,6 +107,27 @@ describe("event bus in one process", () => {
     }
   });
 
+  it("an event published from inside a listener is not echoed back to that listener", async () => {
+    const bus = await createEventBus({
+      redis: undefined,
+      registry: new Registry(),
+      logger: silent,
+    });
+    const seen: string[] = [];
+    bus.subscribe((e) => {
+      seen.push(`relay:${e.kind}`);
+      if (e.kind === "tools_list_changed") bus.publish({ kind: "prompts_list_changed" });
+    });
+    bus.subscribe((e) => seen.push(`other:${e.kind}`));
+    bus.publish({ kind: "tools_list_changed" });
+    expect(seen).toEqual([
+      "relay:tools_list_changed",
+      "other:prompts_list_changed",
+      "other:tools_list_changed",
+    ]);
+    await bus.close();
+  });
+
   it("the memory store gives an in-process bus", async () => {
     const store = createMemorySessionStore({ instrumentation: false });
     expect(redisAccessOf(store)).toBeUndefined();

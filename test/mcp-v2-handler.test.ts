@@ -3,6 +3,7 @@
  * services) in two processes on one Redis, driven by real SDK v2 clients pinned to 2026-07-28.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
@@ -68,6 +69,17 @@ function textOf(result: unknown): string {
   const content = (result as { content?: Array<{ text?: string }> }).content ?? [];
   return content.map((c) => c.text ?? "").join("");
 }
+
+it("docs/mcp-v2.md shows the example exactly as the test runs it, imports by package name", () => {
+  const doc = readFileSync(join(ROOT, "docs/mcp-v2.md"), "utf8");
+  const shown = doc.match(
+    /<!-- example: examples\/mcp-v2-server\.ts -->\n```ts\n([\s\S]*?)```/,
+  )?.[1];
+  const source = readFileSync(EXAMPLE, "utf8")
+    .replace('from "../src/index.js"', 'from "mcp-session-store"')
+    .replace('from "../src/mcp/v2/index.js"', 'from "mcp-session-store/mcp/v2"');
+  expect(shown).toBe(source);
+});
 
 describe("createMcpHandler with the Redis services, two processes", () => {
   let node: RedisNode;

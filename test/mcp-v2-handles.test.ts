@@ -10,7 +10,12 @@ import {
 import { redisAccessOf } from "../src/mcp/support.js";
 import type { SessionStore } from "../src/types.js";
 import { type Instance, startInstance, WorkerError } from "./fixtures/v2-instances.js";
-import { type RedisNode, startRedis } from "./support/redis.js";
+import {
+  type RedisClusterHandle,
+  type RedisNode,
+  startRedis,
+  startRedisCluster,
+} from "./support/redis.js";
 
 type Options = Omit<HandleStoreOptions, "redis" | "registry">;
 interface Backend {
@@ -81,16 +86,17 @@ function handleSuite(name: string, backend: () => Backend): void {
       const { handles } = backend().make();
       const h = await handles.create({ secret: 1 }, alice);
       const unknown = `h_${"A".repeat(32)}`;
+      // Thunks, not promises: each pair starts only when it is awaited.
       for (const [op, onUnknown, onForeign] of [
-        ["get", handles.get(unknown, mallory), handles.get(h, mallory)],
+        ["get", () => handles.get(unknown, mallory), () => handles.get(h, mallory)],
         [
           "update",
-          handles.update(unknown, () => ({}), mallory),
-          handles.update(h, () => ({ stolen: true }), mallory),
+          () => handles.update(unknown, () => ({}), mallory),
+          () => handles.update(h, () => ({ stolen: true }), mallory),
         ],
-        ["touch", handles.touch(unknown, mallory), handles.touch(h, mallory)],
+        ["touch", () => handles.touch(unknown, mallory), () => handles.touch(h, mallory)],
       ] as const) {
-        const [a, b] = await Promise.all([messageOf(onUnknown), messageOf(onForeign)]);
+        const [a, b] = await Promise.all([messageOf(onUnknown()), messageOf(onForeign())]);
         expect(a, op).toBe("ERR_HANDLE_NOT_FOUND: handle not found");
         expect(b, op).toBe(a);
       }
@@ -224,6 +230,35 @@ handleSuite("Redis", () => ({
   },
   raw: () => new Redis(node.url),
 }));
+
+describe("on a Redis Cluster", () => {
+  let cluster: RedisClusterHandle;
+  let clusterStore: SessionStore;
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 0 });
+    clusterStore = await createRedisSessionStore({
+      redis: { clusterNodes: cluster.seeds },
+      prefix: "hc:",
+      instrumentation: false,
+    });
+  });
+  afterAll(async () => {
+    await clusterStore?.disconnect();
+    await cluster?.stop();
+  });
+
+  handleSuite("Redis Cluster", () => ({
+    make: (options) => {
+      const registry = new Registry();
+      const handles = createHandleStore({
+        ...options,
+        redis: redisAccessOf(clusterStore),
+        registry,
+      });
+      return { handles, registry };
+    },
+  }));
+});
 
 describe("handles across two processes on one Redis", () => {
   let a: Instance;

@@ -107,6 +107,7 @@ async function scenario(client: RawClient, tag: string): Promise<Value[]> {
   const fence = `${key}:fence`;
   const queue = `${key}:queue`;
   const hb = `${queue}:hb`;
+  const grant = `${queue}:grant`;
   const now = 1_700_000_000_000;
   const out: Value[] = [];
   out.push(await client.call("EVAL", SET_SCRIPT, 1, key, '{"a":1}', 60_000, now));
@@ -139,34 +140,44 @@ async function scenario(client: RawClient, tag: string): Promise<Value[]> {
     client.call(
       "EVAL",
       ACQUIRE,
-      4,
+      5,
       lock,
       fence,
       queue,
       hb,
+      grant,
       value,
       10_000,
       ticket,
       score,
       3000,
       "1",
+      "1.000",
+      3000,
     );
+  const release = (value: string, token: number) =>
+    client.call("EVAL", RELEASE, 5, lock, queue, hb, grant, fence, value, "chan", token);
   // The first token comes from the server clock (microseconds): check its range, not its value.
   const first = (await acquire(mine, "", now)) as number[];
   out.push([first[0] as number, Number.isSafeInteger(first[1]) && (first[1] as number) > 1e15]);
-  const held = (await acquire(theirs, "t1", now)) as number[];
+  const held = (await acquire("t1", "t1", now)) as number[];
   out.push([held[0] as number, (held[1] as number) > 9000]);
   // A counter above the clock: the next token is counter + 1, the same on both connections.
   out.push(await client.call("EVAL", FENCE, 2, lock, fence, mine, 2 ** 52));
   out.push(await client.call("GET", fence));
   out.push(await client.call("EVAL", EXTEND, 1, lock, mine, 20_000));
   out.push(await client.call("EVAL", EXTEND, 1, lock, theirs, 20_000));
-  out.push(await client.call("EVAL", RELEASE, 2, lock, queue, theirs, "chan"));
-  out.push(await client.call("EVAL", RELEASE, 2, lock, queue, mine, "chan"));
-  out.push(await client.call("EVAL", RELEASE, 2, lock, queue, mine, "chan"));
-  // The queued ticket "t1" is the head now: only it may take the free lock.
-  out.push(await acquire(mine, "t2", now + 5));
-  out.push(await acquire(theirs, "t1", now));
+  out.push(await release(theirs, 0));
+  out.push(await release(mine, 2 ** 52 + 1));
+  out.push(await release(mine, 2 ** 52 + 1));
+  // The release handed the lock to the queued ticket "t1", with a token above the releaser's.
+  out.push(await client.call("GET", lock));
+  out.push(await client.call("GET", fence));
+  out.push(((await acquire(mine, "t2", now + 5)) as number[])[0] as number);
+  out.push(await release("t1", 2 ** 52 + 2));
+  // "t2" is the head now: only it may take the free lock; "t1" is no longer queued.
+  out.push(await client.call("GET", lock));
+  out.push(((await acquire(theirs, "", now)) as number[])[0] as number);
   return out;
 }
 
@@ -199,8 +210,12 @@ describe("Lua scripts under RESP2 and RESP3", () => {
       expect(a[9]).toBe(1);
       expect(a[10]).toBe(String(2 ** 52));
       expect(a.slice(11, 16)).toEqual([1, 0, 0, 1, 0]);
-      expect(a[16]).toEqual([-1, 0]);
-      expect(a[17]).toEqual([1, 2 ** 52 + 1]);
+      expect(a[16]).toBe("t1");
+      expect(a[17]).toBe(String(2 ** 52 + 2));
+      expect(a[18]).toBe(0);
+      expect(a[19]).toBe(1);
+      expect(a[20]).toBe("t2");
+      expect(a[21]).toBe(0);
     } finally {
       resp2.close();
       resp3.close();

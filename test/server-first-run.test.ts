@@ -84,6 +84,54 @@ describe("reference server, first run", () => {
     }
   }, 180_000);
 
+  it("drains once when Ctrl-C reaches it twice (from the terminal and from npm start's wrapper)", async () => {
+    const server = await startServer({ env: { SHUTDOWN_TIMEOUT_MS: "3000" } });
+    const init = await fetch(server.mcpUrl, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: {
+          protocolVersion: "2025-11-25",
+          capabilities: {},
+          clientInfo: { name: "c", version: "1" },
+        },
+      }),
+    });
+    const id = init.headers.get("mcp-session-id") as string;
+    await init.text();
+    // A call in flight keeps the drain going while the second signal arrives.
+    const call = fetch(server.mcpUrl, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-session-id": id,
+        "mcp-protocol-version": "2025-11-25",
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 2,
+        method: "tools/call",
+        params: { name: "slow_task", arguments: { steps: 4, stepMs: 200 } },
+      }),
+    }).then((r) => r.text());
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    process.kill(server.pid, "SIGINT");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    process.kill(server.pid, "SIGINT");
+    expect(await call).toContain('"steps":4');
+    const { code, signal } = await server.stop("SIGINT", 10_000);
+    expect(signal).toBeNull();
+    expect(code).toBe(0);
+    expect(server.output()).toContain("[mcp-server] stopped");
+  }, 180_000);
+
   it("prints one line and exits 1 when the port is taken", async () => {
     const port = await freePort();
     const holder = net.createServer();
@@ -149,6 +197,26 @@ describe("reference server, first run", () => {
       try {
         server = await startServer({ env: { REDIS_URL: redis.url, KEY_PREFIX: "firstrun:" } });
         expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+        const headers = {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        };
+        const init = await fetch(server.mcpUrl, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({
+            jsonrpc: "2.0",
+            id: 1,
+            method: "initialize",
+            params: {
+              protocolVersion: "2025-11-25",
+              capabilities: {},
+              clientInfo: { name: "c", version: "1" },
+            },
+          }),
+        });
+        const session = init.headers.get("mcp-session-id") as string;
+        await init.text();
         await redis.kill();
         let detail = "";
         const deadline = Date.now() + 10_000;
@@ -163,6 +231,21 @@ describe("reference server, first run", () => {
         }
         expect(detail).toContain(`127.0.0.1:${redis.port}`);
         expect(detail).not.toMatch(/Stream isn't writeable|max retries/);
+
+        // A request meanwhile gets 503, and the log line names the same cause.
+        const call = await fetch(server.mcpUrl, {
+          method: "POST",
+          headers: { ...headers, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list" }),
+        });
+        expect(call.status).toBe(503);
+        await call.text();
+        const line = server
+          .output()
+          .split("\n")
+          .find((l) => l.includes("Session store unavailable"));
+        expect(line).toContain("ECONNREFUSED");
+        expect(line).not.toMatch(/Stream isn't writeable|max retries/);
       } finally {
         await server?.stop();
         await redis.restart();

@@ -10,6 +10,8 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encode, printable } from "../src/codec.js";
 import { isSessionStoreError } from "../src/errors.js";
+import { clientAddress } from "../src/server/http.js";
+import { RateLimiter } from "../src/server/rate-limit.js";
 import { INIT } from "./fixtures/mcp-helpers.js";
 import { buildServer, type ServerProcess, startServer } from "./support/server.js";
 
@@ -102,6 +104,28 @@ describe("printable and the ERR_SERIALIZATION message", () => {
     }
     expect(message).not.toContain("\n");
     expect(message.length).toBeLessThan(500);
+  });
+});
+
+describe("initialize rate limit, unit", () => {
+  it("refills over the window and keeps clients apart", () => {
+    let now = 0;
+    const limiter = new RateLimiter(2, 10_000, () => now);
+    expect([limiter.take("a"), limiter.take("a"), limiter.take("b")]).toEqual([0, 0, 0]);
+    expect(limiter.take("a")).toBe(5);
+    now = 5_000;
+    expect(limiter.take("a")).toBe(0);
+    expect(limiter.take("a")).toBeGreaterThan(0);
+    expect(new RateLimiter(0, 1000).take("a")).toBe(0);
+  });
+
+  it("takes the client from X-Forwarded-For only behind a trusted proxy, and then its last entry", () => {
+    const req = {
+      headers: { "x-forwarded-for": "6.6.6.6, 10.0.0.7" },
+      socket: { remoteAddress: "172.18.0.5" },
+    } as unknown as Parameters<typeof clientAddress>[0];
+    expect(clientAddress(req, false)).toBe("172.18.0.5");
+    expect(clientAddress(req, true)).toBe("10.0.0.7");
   });
 });
 

@@ -7,6 +7,7 @@ import { DUPLICATED, LOST, STALE, UNVERIFIED } from "../history.js";
 import { Writers } from "../writers.js";
 
 const FREEZE_MS = 6000;
+const PROMOTION_TIMEOUT_MS = 30_000;
 /** Long enough for writes a client still retries after the caller gave up to land. */
 const ZOMBIE_WINDOW_MS = 3000;
 const PREFIX = "mcp:session:";
@@ -38,9 +39,12 @@ export const experiment: Experiment = {
       const others = cluster.nodes.filter((n) => n !== target);
       const start = performance.now();
       frozen = freeze(target);
-      const promoted = await until("replica promotion", 15_000, async () => {
-        const nodes = await clusterNodes(others[0] as RedisNode);
-        return nodes.some((n) => replicaIds.includes(n.id) && n.flags.includes("master"));
+      // Usually 3-4 s (node timeout 2 s, then an election); a loaded machine can take longer.
+      const promoted = await until("replica promotion", PROMOTION_TIMEOUT_MS, async () => {
+        const views = await Promise.all(others.map((n) => clusterNodes(n).catch(() => [])));
+        return views.some((nodes) =>
+          nodes.some((n) => replicaIds.includes(n.id) && n.flags.includes("master")),
+        );
       }).then(
         () => true,
         () => false,

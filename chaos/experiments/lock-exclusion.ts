@@ -6,10 +6,10 @@ import {
   checkGrants,
   DECREASED,
   type Grant,
-  leaseEndOf,
   monotonicNow,
   OVERLAPS,
   REPEATED,
+  watchLease,
 } from "../grants.js";
 import { LockDeployment } from "../lock-nodes.js";
 import type { Probe } from "../probe.js";
@@ -52,6 +52,7 @@ async function contend(store: SessionStore, holder: string, shared: Shared, prob
       continue;
     }
     const start = monotonicNow();
+    const leaseEnd = watchLease(lock);
     const read = shared.value;
     await sleep(1 + Math.random() * 15);
     // The check a careful holder makes before writing (the fencing token is the real guard).
@@ -64,7 +65,7 @@ async function contend(store: SessionStore, holder: string, shared: Shared, prob
       token: lock.fencingToken,
       start,
       end: monotonicNow(),
-      leaseEnd: leaseEndOf(lock.expiresAt),
+      leaseEnd: leaseEnd(),
     });
     await probe
       .call(`release by ${holder}`, () => lock.release())
@@ -82,6 +83,7 @@ const STEP_MS = 200;
 async function holdLong(store: SessionStore, holder: string, shared: Shared, probe: Probe) {
   const work = async (lock: Lock): Promise<void> => {
     const start = monotonicNow();
+    const leaseEnd = watchLease(lock);
     for (let t = 0; t < LONG_HOLD_MS && !lock.signal.aborted; t += STEP_MS) {
       const read = shared.value;
       await sleep(STEP_MS);
@@ -89,8 +91,8 @@ async function holdLong(store: SessionStore, holder: string, shared: Shared, pro
       shared.value = read + 1;
       shared.writes++;
     }
-    const leaseEnd = leaseEndOf(lock.expiresAt);
-    shared.grants.push({ holder, token: lock.fencingToken, start, end: monotonicNow(), leaseEnd });
+    const end = monotonicNow();
+    shared.grants.push({ holder, token: lock.fencingToken, start, end, leaseEnd: leaseEnd() });
   };
   while (shared.running) {
     await probe

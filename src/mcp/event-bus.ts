@@ -122,6 +122,8 @@ export class EventBus {
   private readonly metrics: V2Metrics;
   private seq = 0;
   private closed = false;
+  /** The listener running right now, if any: a publish from inside it skips it. */
+  private dispatching: ((event: never) => void) | undefined;
   private subscriber: Redis | Cluster | undefined;
   /** On a Cluster: SPUBLISH/SSUBSCRIBE, so an event goes to one shard, not to every node. */
   private sharded = false;
@@ -149,7 +151,12 @@ export class EventBus {
       this.subscriber = sub;
       sub.on("smessage", onMessage);
       sub.on("error", onError);
-      await redisCall(access, "SSUBSCRIBE", () => sub.ssubscribe(this.channel));
+      try {
+        await redisCall(access, "SSUBSCRIBE", () => sub.ssubscribe(this.channel));
+      } catch (err) {
+        sub.disconnect();
+        throw err;
+      }
       return;
     }
     // Its own connection: a subscribed connection can run no other command. The offline queue
@@ -277,8 +284,13 @@ export class EventBus {
   private deliver(event: BusEvent): void {
     const listeners: Iterable<(event: never) => void> =
       event.kind === "task_status" ? this.taskListeners : this.changeListeners;
+    // The SDK's contract: an event published from inside a listener is not echoed back to it.
+    const publisher = this.dispatching;
     // A copy: a listener may unsubscribe itself while we iterate.
     for (const listener of [...listeners]) {
+      if (listener === publisher) continue;
+      const outer = this.dispatching;
+      this.dispatching = listener;
       try {
         (listener as (event: BusEvent) => void)(event);
         safely(() => this.metrics.busDelivered.inc({ kind: event.kind }));
@@ -287,6 +299,8 @@ export class EventBus {
         const error = err instanceof Error ? err : new Error(String(err));
         if (this.options.onerror !== undefined) safely(() => this.options.onerror?.(error));
         else this.options.logger.warn(`event bus: a listener threw: ${error.message}`);
+      } finally {
+        this.dispatching = outer;
       }
     }
   }

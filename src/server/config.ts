@@ -47,6 +47,12 @@ export interface ServerConfig {
   /** `retry:` hint on SSE streams, ms: how long a client waits before it reconnects. */
   sseRetryMs: number;
   profile: Profile;
+  /**
+   * HMAC keys of multi round-trip request states (REQUEST_STATE_KEY, then the previous ones in
+   * REQUEST_STATE_PREVIOUS_KEYS, comma-separated), 32 bytes or more each. Every instance needs
+   * the same ones; unset, a random key per process (states then verify on this instance only).
+   */
+  requestStateKeys: { current: string; previous: string[] } | undefined;
   /** Start the OpenTelemetry SDK (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_TRACES_EXPORTER is set). */
   telemetry: boolean;
   verbose: boolean;
@@ -187,7 +193,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     initRateWindowMs: integer(env, "INIT_RATE_WINDOW_MS", 60_000, 100, 86_400_000),
     trustProxy: flag(env, "TRUST_PROXY"),
     profile,
+    requestStateKeys: requestStateKeysOf(env),
     telemetry: Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_TRACES_EXPORTER),
     verbose: flag(env, "VERBOSE"),
   };
+}
+
+function requestStateKeysOf(env: NodeJS.ProcessEnv): ServerConfig["requestStateKeys"] {
+  const current = env.REQUEST_STATE_KEY?.trim() || undefined;
+  const previous = list(env, "REQUEST_STATE_PREVIOUS_KEYS") ?? [];
+  if (current === undefined) {
+    if (previous.length > 0) {
+      throw new ConfigError("REQUEST_STATE_PREVIOUS_KEYS is set without REQUEST_STATE_KEY");
+    }
+    return undefined;
+  }
+  for (const [name, key] of [
+    ["REQUEST_STATE_KEY", current],
+    ...previous.map((k) => ["REQUEST_STATE_PREVIOUS_KEYS", k]),
+  ]) {
+    if (Buffer.byteLength(key as string) < 32) {
+      throw new ConfigError(`${name}: a key must have at least 32 bytes`);
+    }
+  }
+  return { current, previous };
 }

@@ -3,6 +3,7 @@
  * Host/Origin checks against DNS rebinding, CORS, timeouts, and graceful draining.
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { isJsonContentType, isLegacyRequest } from "@modelcontextprotocol/server";
 import { printable } from "../codec.js";
 import type { McpHttpHandler } from "../mcp/http.js";
 import { metricsHandler } from "../telemetry/http.js";
@@ -10,6 +11,12 @@ import type { Logger, SessionStore } from "../types.js";
 import type { ServerConfig } from "./config.js";
 import { httpRequestCounter } from "./http-metrics.js";
 import { RateLimiter } from "./rate-limit.js";
+import { readBody, sendWebResponse, toWebRequest } from "./web.js";
+
+/** The protocol 2026-07-28 side of `/mcp`: SDK v2's `createMcpHandler` (`legacy: "reject"`). */
+export interface ModernHandler {
+  fetch(request: Request, options?: { parsedBody?: unknown }): Promise<Response>;
+}
 
 /** The running HTTP server. */
 export interface HttpApp {
@@ -100,7 +107,10 @@ export function clientAddress(req: IncomingMessage, trustProxy: boolean): string
 /** Builds the HTTP server (not listening yet). */
 export function createHttpApp(options: {
   config: ServerConfig;
+  /** Protocol 2025-11-25 and older: shared sessions. */
   handler: McpHttpHandler;
+  /** Protocol 2026-07-28: requests that `isLegacyRequest` does not claim for the sessions. */
+  modern?: ModernHandler;
   store: SessionStore;
   registry: Parameters<typeof metricsHandler>[0];
   logger: Logger;
@@ -162,14 +172,63 @@ export function createHttpApp(options: {
       res.writeHead(204, {
         "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
         "access-control-allow-headers":
-          "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id",
+          "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name, last-event-id",
         "access-control-max-age": "600",
       });
       res.end();
       return;
     }
+    if (req.method === "POST" && isJsonContentType(req.headers["content-type"])) {
+      await servePost(req, res);
+      return;
+    }
+    // GET and DELETE are 2025-era session operations; a POST that is not JSON gets its 415 there.
+    await track(req, res, req.method === "GET", () => legacy(req, res, undefined));
+  }
+
+  /** A POST: read once, classified by the SDK's own rule, served by the era it belongs to. */
+  async function servePost(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req, config.maxBodyBytes);
+    if (body === null) {
+      res.setHeader("connection", "close");
+      rpcError(
+        res,
+        413,
+        -32000,
+        `Payload Too Large: Request body must not exceed ${config.maxBodyBytes} bytes`,
+      );
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString("utf8"));
+    } catch {
+      rpcError(res, 400, -32700, "Parse error: Invalid JSON");
+      return;
+    }
+    const abort = new AbortController();
+    res.once("close", () => abort.abort());
+    const request = toWebRequest(req, body, abort.signal);
+    const modern =
+      options.modern !== undefined &&
+      !(await isLegacyRequest(request, parsed, { maxRequestBodySize: config.maxBodyBytes }));
+    if (!modern) {
+      await track(req, res, false, () => legacy(req, res, parsed));
+      return;
+    }
+    // A subscriptions/listen stream never ends by itself, like a 2025-era GET stream.
+    const listen = (parsed as { method?: unknown } | null)?.method === "subscriptions/listen";
+    await track(req, res, listen, async () => {
+      const response = await (options.modern as ModernHandler).fetch(request, {
+        parsedBody: parsed,
+      });
+      await sendWebResponse(response, res);
+    });
+  }
+
+  /** The 2025-era side: a POST without a session id is an initialize, which opens a session. */
+  async function legacy(req: IncomingMessage, res: ServerResponse, parsed: unknown) {
     if (req.method === "POST" && req.headers["mcp-session-id"] === undefined) {
-      // Only an initialize is accepted without a session id: each one opens a session.
       const wait = initLimit.take(clientAddress(req, config.trustProxy));
       if (wait > 0) {
         res.setHeader("retry-after", String(wait));
@@ -177,9 +236,18 @@ export function createHttpApp(options: {
         return;
       }
     }
-    const stream = req.method === "GET";
+    await handler(req, res, parsed);
+  }
+
+  /** Runs one exchange as an active request, so that drain() can wait for it or end its stream. */
+  async function track(
+    _req: IncomingMessage,
+    res: ServerResponse,
+    stream: boolean,
+    serve: () => Promise<void>,
+  ): Promise<void> {
     if (draining && stream) {
-      // A new standalone stream here would be cut at once: send the client elsewhere.
+      // A new stream here would be cut at once: send the client elsewhere.
       res.setHeader("retry-after", "1");
       rpcError(res, 503, -32000, "Service Unavailable: shutting down");
       return;
@@ -187,7 +255,7 @@ export function createHttpApp(options: {
     const entry: Active = { res, stream };
     active.add(entry);
     try {
-      await handler(req, res);
+      await serve();
     } finally {
       active.delete(entry);
       if (draining && [...active].every((a) => a.stream)) idle?.();

@@ -1,8 +1,11 @@
 /**
- * The reference MCP server (`npm start`): Streamable HTTP on `/mcp` with sessions shared through
- * the session store, Prometheus metrics on `/metrics`, `/healthz` and `/readyz`, demo tools that
- * use the store, and a graceful shutdown on SIGTERM/SIGINT. Configured by environment variables
- * (see `loadConfig` and the README).
+ * The reference MCP server (`npm start`): one `/mcp` endpoint for both protocol eras. Requests of
+ * revision 2026-07-28 go to SDK v2's `createMcpHandler` with the shared services of
+ * `mcp-session-store/mcp/v2` (event bus, handles, request states, tasks); requests that the
+ * SDK's `isLegacyRequest` classifies (2025-11-25 and older) go to the shared sessions of
+ * `createMcpHttpHandler`. Prometheus metrics on `/metrics`, `/healthz` and `/readyz`, demo tools
+ * that use the store, and a graceful shutdown on SIGTERM/SIGINT. Configured by environment
+ * variables (see `loadConfig` and docs/server.md).
  */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { collectDefaultMetrics } from "prom-client";
@@ -14,6 +17,10 @@ import {
   registerRedisBackedServices,
 } from "../mcp/index.js";
 import { redisAccessOf } from "../mcp/support.js";
+import {
+  type McpV2Services,
+  registerRedisBackedServices as registerModernServices,
+} from "../mcp/v2/index.js";
 import { redactUrl } from "../options.js";
 import { internals, type Logger, type SessionStore, type StoreInternals } from "../types.js";
 import { explainRedisFailure, probeRedis, RedisErrorWatch } from "./causes.js";
@@ -21,6 +28,7 @@ import { ConfigError, loadConfig, type ServerConfig } from "./config.js";
 import { CONFORMANCE_CAPABILITIES, registerConformance } from "./conformance.js";
 import { createHttpApp } from "./http.js";
 import { explainListenError } from "./listen.js";
+import { createModernHandler } from "./modern.js";
 import { registerDemoTools } from "./tools.js";
 
 /** Longest log line body: request data may reach a message, and must not flood the log. */
@@ -58,6 +66,21 @@ async function openServices(config: ServerConfig): Promise<McpServices> {
     defaultTtl: config.sessionTtl,
     ...(config.lockNodes === undefined ? {} : { lockNodes: config.lockNodes }),
     logger: storeLogger(config),
+  });
+}
+
+/** The modern era's services, on the same store (and Redis connection) as the sessions. */
+async function openModernServices(
+  config: ServerConfig,
+  services: McpServices,
+): Promise<McpV2Services> {
+  return registerModernServices({
+    sessionStore: services.sessionStore,
+    registry: services.registry,
+    logger: storeLogger(config),
+    ...(config.requestStateKeys === undefined
+      ? {}
+      : { requestStates: { keys: config.requestStateKeys } }),
   });
 }
 
@@ -164,6 +187,16 @@ async function main(): Promise<void> {
     await telemetry?.shutdown().catch(() => {});
     process.exit(1);
   }
+  let modernServices: McpV2Services;
+  try {
+    modernServices = await openModernServices(config, services);
+  } catch (err) {
+    logger.error(`shared services unavailable: ${explainRedisFailure(err, redisUrlOf(config))}`);
+    await toolStore.disconnect().catch(() => {});
+    await services.close().catch(() => {});
+    await telemetry?.shutdown().catch(() => {});
+    process.exit(1);
+  }
   collectDefaultMetrics({ register: services.registry });
   const redis = redisAccessOf(services.sessionStore);
   const watch = redis === undefined ? undefined : new RedisErrorWatch(redis.client);
@@ -179,9 +212,11 @@ async function main(): Promise<void> {
     transportOptions: { retryInterval: config.sseRetryMs },
     logger,
   });
+  const modern = createModernHandler({ config, services: modernServices, instance, logger });
   const app = createHttpApp({
     config,
     handler,
+    modern,
     store: services.sessionStore,
     registry: services.registry,
     logger,
@@ -202,6 +237,8 @@ async function main(): Promise<void> {
   } catch (err) {
     logger.error(explainListenError(err, config.host, config.port));
     await handler.close().catch(() => {});
+    await modern.close().catch(() => {});
+    await modernServices.close().catch(() => {});
     await toolStore.disconnect().catch(() => {});
     await services.close().catch(() => {});
     await telemetry?.shutdown().catch(() => {});
@@ -211,7 +248,7 @@ async function main(): Promise<void> {
   const port = typeof address === "object" && address !== null ? address.port : config.port;
   logger.info(`session store: ${describeStore(config, services)}`);
   logger.info(
-    `listening on http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}/mcp (profile ${config.profile}, pid ${process.pid})`,
+    `listening on http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}/mcp (protocol 2026-07-28 on SDK v2, 2025-11-25 and older with shared sessions; profile ${config.profile}, pid ${process.pid})`,
   );
 
   let stopping = false;
@@ -226,6 +263,8 @@ async function main(): Promise<void> {
         logger.warn(`${interrupted} request(s) still running at the deadline were cut`);
       }
       await handler.close();
+      await modern.close();
+      await modernServices.close();
       await toolStore.disconnect();
       await services.close();
       await telemetry?.shutdown();
@@ -243,8 +282,10 @@ async function main(): Promise<void> {
     logger.info("stopped");
     process.exit(code);
   };
-  process.once("SIGTERM", () => void stop("SIGTERM"));
-  process.once("SIGINT", () => void stop("SIGINT"));
+  // `on`, not `once`: Ctrl-C on `npm start` reaches this process twice (from the terminal and
+  // from scripts/start.mjs), and a second signal without a listener would kill it mid-drain.
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
 }
 
 await main();

@@ -9,10 +9,18 @@ export async function ownerOf(cluster: RedisClusterHandle, key: string): Promise
   return owners[0] as RedisNode;
 }
 
-/** The master serving each key, in order. */
-export async function ownersOf(cluster: RedisClusterHandle, keys: string[]): Promise<RedisNode[]> {
-  const seed = cluster.nodes.find((n) => n.pid !== undefined) as RedisNode;
-  const admin = new Redis(seed.port, seed.host, { lazyConnect: true, maxRetriesPerRequest: 1 });
+/** The master serving each key, in order, as a node other than `avoid` sees it. */
+export async function ownersOf(
+  cluster: RedisClusterHandle,
+  keys: string[],
+  avoid?: RedisNode,
+): Promise<RedisNode[]> {
+  const seed = cluster.nodes.find((n) => n.pid !== undefined && n !== avoid) as RedisNode;
+  const admin = new Redis(seed.port, seed.host, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 1000,
+  });
   try {
     await admin.connect();
     const ranges = (await admin.call("CLUSTER", "SLOTS")) as SlotRange[];

@@ -28,6 +28,10 @@ export interface AttemptOptions {
   arrival: number;
   /** How long a ticket stays in a queue without being refreshed. */
   heartbeatMs: number;
+  /** Names this attempt in a hand-over message: the waiter's clock when it was sent. */
+  stamp: string;
+  /** The lease a release hands over to the ticket (the waiter confirms the rest later). */
+  handoverMs: number;
 }
 
 /**
@@ -42,7 +46,8 @@ export async function attempt(
   options: AttemptOptions,
 ): Promise<AttemptResult> {
   const { ttlMs, ticket } = options;
-  const value = randomBytes(20).toString("hex");
+  // A queued waiter's value is its ticket, so that a release can hand the lock to it.
+  const value = ticket !== "" ? ticket : randomBytes(20).toString("hex");
   const single = nodes.list.length === 1;
   const start = performance.now();
   const replies = await nodes.all((c) =>
@@ -51,12 +56,15 @@ export async function attempt(
       keys.fence,
       keys.queue,
       keys.hb,
+      keys.grant,
       value,
       ttlMs,
       ticket,
       options.arrival,
       options.heartbeatMs,
       single ? 1 : 0,
+      options.stamp,
+      options.handoverMs,
     ),
   );
   let answered = 0;
@@ -103,6 +111,7 @@ export async function attempt(
         keys,
         ticket,
         nodes.list.filter((n) => !granted.includes(n)),
+        true,
       );
     }
     return { kind: "granted", value, token, validityMs };

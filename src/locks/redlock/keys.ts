@@ -3,14 +3,15 @@ export type KeySuffix = "lock" | "fence" | "queue" | "chan";
 
 /**
  * The keys of one resource, all under the session's hash tag: lock (value, PX lease), fence
- * (token counter), queue (ZSET of waiter tickets), queue:hb (ticket heartbeats) and the channel
- * a release publishes on.
+ * (token counter), queue (ZSET of waiter tickets), queue:hb (ticket heartbeats), queue:grant
+ * (what a hand-over needs of each ticket) and the channel a release publishes on.
  */
 export interface Keys {
   lock: string;
   fence: string;
   queue: string;
   hb: string;
+  grant: string;
   chan: string;
 }
 
@@ -20,6 +21,7 @@ export function keysOf(key: (id: string, suffix: KeySuffix) => string, id: strin
     fence: key(id, "fence"),
     queue: key(id, "queue"),
     hb: `${key(id, "queue")}:hb`,
+    grant: `${key(id, "queue")}:grant`,
     chan: key(id, "chan"),
   };
 }

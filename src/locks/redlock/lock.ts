@@ -25,6 +25,8 @@ export class RedlockLock implements Lock {
   });
   private done = false;
   private releasing: Promise<void> | undefined;
+  /** Renews a handed-over lease, shorter than asked, to the full ttl. */
+  private confirm: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly host: LockHost,
@@ -34,8 +36,19 @@ export class RedlockLock implements Lock {
     private readonly ttlMs: number,
     readonly fencingToken: number,
     validityMs: number,
+    leaseMs: number = ttlMs,
   ) {
     this.lease.start(validityMs);
+    // A hand-over carries a lease no longer than a queue ticket lives, so that a waiter that is
+    // gone cannot block the lock for a whole ttl. A holder that keeps the lock past half of it
+    // renews it to the ttl it asked for; most release it before, at no cost.
+    if (leaseMs < ttlMs) {
+      this.confirm = setTimeout(() => {
+        this.confirm = undefined;
+        this.extend().catch(() => {});
+      }, validityMs / 2);
+      this.confirm.unref();
+    }
   }
 
   get expiresAt(): number {
@@ -53,10 +66,11 @@ export class RedlockLock implements Lock {
     if (this.done) return Promise.resolve();
     this.done = true;
     this.lease.stop();
+    clearTimeout(this.confirm);
     this.host.held.delete(this);
     if (notify) this.host.notify("lockLost");
     this.controller.abort(lockLost(this.resource, why));
-    return this.host.nodes.releaseValue(this.keys, this.value);
+    return this.host.nodes.releaseValue(this.keys, this.value, undefined, this.fencingToken);
   }
 
   async extend(ttlMs: number = this.ttlMs): Promise<void> {
@@ -72,6 +86,7 @@ export class RedlockLock implements Lock {
       throw lockLost(this.resource, "the lock was released or expired during the extension");
     const validity = ttlMs - (performance.now() - start) - drift(ttlMs);
     if (acks >= this.host.nodes.quorum && validity > 0) {
+      clearTimeout(this.confirm);
       this.lease.start(validity);
       return;
     }
@@ -88,9 +103,15 @@ export class RedlockLock implements Lock {
     const wasHeld = !this.done;
     this.done = true;
     this.lease.stop();
+    clearTimeout(this.confirm);
     this.host.held.delete(this);
     if (!this.controller.signal.aborted) this.controller.abort(lockReleased(this.resource));
-    const answered = await this.host.nodes.releaseValue(this.keys, this.value);
+    const answered = await this.host.nodes.releaseValue(
+      this.keys,
+      this.value,
+      undefined,
+      this.fencingToken,
+    );
     if (wasHeld && answered < this.host.nodes.quorum) {
       throw quorumError(this.resource, "release not confirmed; the lease will expire by itself");
     }

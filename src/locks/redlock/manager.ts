@@ -1,17 +1,18 @@
 import type { Lock, Logger } from "../../types.js";
 import { abortedError, closedError } from "../errors.js";
 import type { LockManager, NotifyObservers } from "../types.js";
-import { attempt } from "./attempt.js";
+import { type AttemptResult, attempt } from "./attempt.js";
+import { type Handover, takeHandover } from "./handover.js";
 import { type KeySuffix, type Keys, keysOf } from "./keys.js";
 import { RedlockLock } from "./lock.js";
-import { NodeSet, type RedlockNode } from "./nodes.js";
+import { NodeSet, type NodeState, type RedlockNode } from "./nodes.js";
 import { BACKOFF_CAP_MS, type Outcome, Waiters } from "./waiters.js";
 import { Wakeups } from "./wakeups.js";
 
 /**
  * The Redlock algorithm (redis.io distributed locks) over N independent Redis masters, with
- * fencing tokens, pub/sub wake-ups on release, FIFO grants within a process and a cross-process
- * waiting queue. Works with ioredis `Redis` and `Cluster` clients (every key of a resource shares
+ * fencing tokens, FIFO grants within a process, a cross-process waiting queue, and releases that
+ * hand the lock to the head of that queue (told by pub/sub, counted on a quorum). Works with ioredis `Redis` and `Cluster` clients (every key of a resource shares
  * one hash tag).
  *
  * @example
@@ -49,7 +50,10 @@ export class RedlockManager implements LockManager {
       logger: options.logger,
       wakeups: this.wakeups,
       keysOf: (id) => keysOf(options.key, id),
-      attempt: (id, keys, ttlMs, ticket, arrival) => this.attempt(id, keys, ttlMs, ticket, arrival),
+      quorum: this.nodes.quorum,
+      attempt: (id, keys, ttlMs, ticket, arrival, stamp) =>
+        this.attempt(id, keys, ttlMs, ticket, arrival, stamp),
+      handover: (id, keys, ttlMs, ticket, handed) => this.handover(id, keys, ttlMs, ticket, handed),
       dequeue: (keys, ticket) => this.nodes.dequeue(keys, ticket),
     });
   }
@@ -74,19 +78,50 @@ export class RedlockManager implements LockManager {
     this.wakeups.close();
   }
 
+  /** A waiter's lease on a hand-over: no longer than its ticket would stay queued. */
+  private handoverMs(ttlMs: number): number {
+    return Math.max(1, Math.floor(Math.min(ttlMs, this.heartbeatMs)));
+  }
+
   private async attempt(
     id: string,
     keys: Keys,
     ttlMs: number,
     ticket: string,
     arrival: number,
+    stamp: string,
   ): Promise<Outcome> {
     const result = await attempt(this.nodes, keys, {
       ttlMs,
       ticket,
       arrival,
       heartbeatMs: this.heartbeatMs,
+      stamp,
+      handoverMs: this.handoverMs(ttlMs),
     });
+    return this.outcome(id, keys, ttlMs, ttlMs, result);
+  }
+
+  private async handover(
+    id: string,
+    keys: Keys,
+    ttlMs: number,
+    ticket: string,
+    handed: ReadonlyMap<NodeState, Handover>,
+  ): Promise<Outcome | undefined> {
+    const leaseMs = this.handoverMs(ttlMs);
+    const result = await takeHandover(this.nodes, keys, ticket, leaseMs, handed);
+    if (result.kind === "fallback") return undefined;
+    return this.outcome(id, keys, ttlMs, leaseMs, result);
+  }
+
+  private outcome(
+    id: string,
+    keys: Keys,
+    ttlMs: number,
+    leaseMs: number,
+    result: AttemptResult,
+  ): Outcome {
     if (result.kind !== "granted") return result;
     const lock = new RedlockLock(
       this,
@@ -96,6 +131,7 @@ export class RedlockManager implements LockManager {
       ttlMs,
       result.token,
       result.validityMs,
+      leaseMs,
     );
     this.held.add(lock);
     return { kind: "granted", lock };

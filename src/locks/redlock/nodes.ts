@@ -79,10 +79,29 @@ export class NodeSet {
     return Promise.all(nodes.map((node) => this.call(node, run)));
   }
 
-  /** Deletes our value on every node; resolves with the number of nodes that answered. */
-  async releaseValue(keys: Keys, value: string, nodes?: readonly NodeState[]): Promise<number> {
+  /**
+   * Gives up our value on `nodes` (default: all), handing the lock to the head of the queue where
+   * one waits, with tokens above `token` (ours, 0 for none); resolves with the number of nodes that
+   * answered.
+   */
+  async releaseValue(
+    keys: Keys,
+    value: string,
+    nodes?: readonly NodeState[],
+    token = 0,
+  ): Promise<number> {
     const replies = await this.all(
-      (c) => c.mssLockRelease(keys.lock, keys.queue, value, keys.chan),
+      (c) =>
+        c.mssLockRelease(
+          keys.lock,
+          keys.queue,
+          keys.hb,
+          keys.grant,
+          keys.fence,
+          value,
+          keys.chan,
+          token,
+        ),
       nodes,
     );
     return replies.filter((r) => r.ok).length;
@@ -94,10 +113,28 @@ export class NodeSet {
     return replies.filter((r) => r.ok && r.value === 1).length;
   }
 
-  /** Takes a waiter's ticket out of the queues of `nodes` (default: all). */
-  async dequeue(keys: Keys, ticket: string, nodes?: readonly NodeState[]): Promise<void> {
+  /**
+   * Takes a waiter's ticket out of the queues of `nodes` (default: all). A lock already handed to
+   * the ticket there is handed on, unless `keep` (the waiter holds the lock and will release it).
+   */
+  async dequeue(
+    keys: Keys,
+    ticket: string,
+    nodes?: readonly NodeState[],
+    keep = false,
+  ): Promise<void> {
     await this.all(
-      (c) => c.mssLockDequeue(keys.lock, keys.queue, keys.hb, ticket, keys.chan),
+      (c) =>
+        c.mssLockDequeue(
+          keys.lock,
+          keys.queue,
+          keys.hb,
+          keys.grant,
+          keys.fence,
+          ticket,
+          keys.chan,
+          keep ? 1 : 0,
+        ),
       nodes,
     );
   }

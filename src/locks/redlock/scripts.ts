@@ -7,11 +7,13 @@ import type { Cluster, Redis } from "ioredis";
 
 /*
  * Keys per resource (one hash tag): lock (value, PX lease), fence (counter), queue (ZSET of waiter
- * tickets scored by arrival time, epoch ms) and queue:hb (HASH ticket -> heartbeat deadline, server
- * ms). A waiter's ticket is refreshed on every attempt; a ticket whose deadline passed is stale
- * and dropped, so a crashed process cannot block the queue for long. Only the head of the queue
- * (or anyone when the queue is empty) may take a free lock. Scores are the client's arrival time,
- * so the queues of independent nodes agree on the order.
+ * tickets scored by arrival time, epoch ms), queue:hb (HASH ticket -> heartbeat deadline, server
+ * ms) and queue:grant (HASH ticket -> "lease stamp refreshedAt": what a hand-over needs). A
+ * waiter's ticket is refreshed on every attempt; a ticket whose deadline passed is stale and
+ * dropped, so a crashed process cannot block the queue for long. Only the head of the queue (or
+ * anyone when the queue is empty) may take a free lock. Scores are the client's arrival time, so
+ * the queues of independent nodes agree on the order. A queued waiter's lock value is its ticket,
+ * so a release can hand the lock to it without asking it for a value.
  */
 
 /*
@@ -22,9 +24,10 @@ import type { Cluster, Redis } from "ioredis";
  */
 
 /**
- * KEYS lock fence queue hb; ARGV value ttlMs ticket score hbMs single. Returns {1, token} |
- * {0, pttl} | {-1, 0}. With single = '1' the token is stored at once; otherwise the caller takes
- * the largest token of the quorum and stores it with FENCE.
+ * KEYS lock fence queue hb grant; ARGV value ttlMs ticket score hbMs single stamp leaseMs.
+ * Returns {1, token} | {0, pttl} | {-1, 0}. With single = '1' the token is stored at once;
+ * otherwise the caller takes the largest token of the quorum and stores it with FENCE. A key that
+ * already holds our value was handed to us by a release: it is ours, whatever the queue says.
  */
 export const ACQUIRE = `
 local ticket = ARGV[3]
@@ -36,25 +39,31 @@ local function clock()
   end
   return math.floor(micros / 1000)
 end
-if ticket ~= '' then
-  redis.call('ZADD', KEYS[3], ARGV[4], ticket)
-  redis.call('HSET', KEYS[4], ticket, clock() + tonumber(ARGV[5]))
-  redis.call('PEXPIRE', KEYS[3], ARGV[5])
-  redis.call('PEXPIRE', KEYS[4], ARGV[5])
-end
-local pttl = redis.call('PTTL', KEYS[1])
-if pttl ~= -2 then return {0, pttl} end
-for i = 1, 100 do
-  local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-  if not head or head == ticket then break end
-  if tonumber(redis.call('HGET', KEYS[4], head) or '0') >= clock() then return {-1, 0} end
-  redis.call('ZREM', KEYS[3], head)
-  redis.call('HDEL', KEYS[4], head)
+if ticket == '' or redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  if ticket ~= '' then
+    redis.call('ZADD', KEYS[3], ARGV[4], ticket)
+    redis.call('HSET', KEYS[4], ticket, clock() + tonumber(ARGV[5]))
+    redis.call('HSET', KEYS[5], ticket, ARGV[8] .. ' ' .. ARGV[7] .. ' ' .. clock())
+    redis.call('PEXPIRE', KEYS[3], ARGV[5])
+    redis.call('PEXPIRE', KEYS[4], ARGV[5])
+    redis.call('PEXPIRE', KEYS[5], ARGV[5])
+  end
+  local pttl = redis.call('PTTL', KEYS[1])
+  if pttl ~= -2 then return {0, pttl} end
+  for i = 1, 100 do
+    local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+    if not head or head == ticket then break end
+    if tonumber(redis.call('HGET', KEYS[4], head) or '0') >= clock() then return {-1, 0} end
+    redis.call('ZREM', KEYS[3], head)
+    redis.call('HDEL', KEYS[4], head)
+    redis.call('HDEL', KEYS[5], head)
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if ticket ~= '' then
   redis.call('ZREM', KEYS[3], ticket)
   redis.call('HDEL', KEYS[4], ticket)
+  redis.call('HDEL', KEYS[5], ticket)
 end
 clock()
 local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, micros)
@@ -77,19 +86,82 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 `;
 
-/** KEYS lock queue; ARGV value channel. Deletes only our value, then wakes the head of the queue. */
-export const RELEASE = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+/*
+ * Hands a lock we own to the first live waiter of the queue (KEYS lock queue hb grant fence;
+ * ARGV[2] channel; `floor` the releaser's fencing token, 0 if it has none): the key takes the
+ * waiter's ticket as its value with the lease the waiter asked for, the token max(counter + 1,
+ * floor + 1, clock) is stored as if the waiter had acquired it, and the channel says
+ * "h <ticket> <stamp> <ms since the ticket's refresh> <token> <floor>", which is all the waiter
+ * needs to count the grant without a round trip. Stale tickets are dropped on the way; a waiter without a
+ * grant entry (an older client) is only woken, and the lock is freed for it.
+ */
+const HAND_ON = `
+local t = redis.call('TIME')
+local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = math.floor(micros / 1000)
+for i = 1, 100 do
+  local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  if not head then break end
+  if tonumber(redis.call('HGET', KEYS[3], head) or '0') >= now then
+    local grant = redis.call('HGET', KEYS[4], head)
+    local lease, stamp, at
+    if grant then lease, stamp, at = string.match(grant, '^(%d+) (%S+) (%d+)$') end
+    if not lease then
+      redis.call('DEL', KEYS[1])
+      redis.call('PUBLISH', ARGV[2], head)
+      return 1
+    end
+    redis.call('SET', KEYS[1], head, 'PX', lease)
+    redis.call('ZREM', KEYS[2], head)
+    redis.call('HDEL', KEYS[3], head)
+    redis.call('HDEL', KEYS[4], head)
+    local counter = tonumber(redis.call('GET', KEYS[5]) or '0')
+    local token = string.format('%.0f', math.max(counter + 1, floor + 1, micros))
+    redis.call('SET', KEYS[5], token)
+    local elapsed = string.format('%.0f', now - tonumber(at))
+    redis.call('PUBLISH', ARGV[2], table.concat({'h', head, stamp, elapsed, token, string.format('%.0f', floor)}, ' '))
+    return 1
+  end
+  redis.call('ZREM', KEYS[2], head)
+  redis.call('HDEL', KEYS[3], head)
+  redis.call('HDEL', KEYS[4], head)
+end
 redis.call('DEL', KEYS[1])
-local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-if head then redis.call('PUBLISH', ARGV[2], head) end
 return 1
 `;
 
-/** KEYS lock queue hb; ARGV ticket channel. Leaves the queue; wakes the new head if the lock is free. */
+/**
+ * KEYS lock queue hb grant fence; ARGV value channel token. Only if the key holds our value: hands the
+ * lock to the head of the queue, or deletes it when nobody waits. A queued waiter's value is its
+ * ticket: where the key is not ours, the ticket leaves the queue (a node that had not handed the
+ * lock over yet when a quorum had).
+ */
+export const RELEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+    redis.call('HDEL', KEYS[3], ARGV[1])
+    redis.call('HDEL', KEYS[4], ARGV[1])
+  end
+  return 0
+end
+local floor = tonumber(ARGV[3]) or 0
+${HAND_ON}`;
+
+/**
+ * KEYS lock queue hb grant fence; ARGV ticket channel keep. Leaves the queue; wakes the new head
+ * if the lock is free. A lock already handed to the ticket is kept with keep = '1' (the waiter
+ * holds the lock and will release it), else handed on at once (the waiter gave up).
+ */
 export const DEQUEUE = `
+if ARGV[3] ~= '1' and redis.call('GET', KEYS[1]) == ARGV[1] then
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+local floor = 0
+${HAND_ON}end
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
   if head then redis.call('PUBLISH', ARGV[2], head) end
@@ -113,11 +185,11 @@ export function defineScripts(client: Redis | Cluster): Scripted {
   const scripted = client as Scripted;
   // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT (e.g. after SCRIPT FLUSH).
   if (typeof scripted.mssLockAcquire !== "function") {
-    client.defineCommand("mssLockAcquire", { numberOfKeys: 4, lua: ACQUIRE });
+    client.defineCommand("mssLockAcquire", { numberOfKeys: 5, lua: ACQUIRE });
     client.defineCommand("mssLockFence", { numberOfKeys: 2, lua: FENCE });
     client.defineCommand("mssLockExtend", { numberOfKeys: 1, lua: EXTEND });
-    client.defineCommand("mssLockRelease", { numberOfKeys: 2, lua: RELEASE });
-    client.defineCommand("mssLockDequeue", { numberOfKeys: 3, lua: DEQUEUE });
+    client.defineCommand("mssLockRelease", { numberOfKeys: 5, lua: RELEASE });
+    client.defineCommand("mssLockDequeue", { numberOfKeys: 5, lua: DEQUEUE });
   }
   return scripted;
 }

@@ -4,7 +4,9 @@ import type { Lock, Logger } from "../../types.js";
 import { abortedError, closedError, quorumError, timeoutError } from "../errors.js";
 import type { NotifyObservers } from "../types.js";
 import type { AttemptResult } from "./attempt.js";
+import { type Handover, parseHandover } from "./handover.js";
 import type { Keys } from "./keys.js";
+import type { NodeState } from "./nodes.js";
 import type { Wakeups } from "./wakeups.js";
 
 /** First retry delay; waiters are woken by pub/sub on release, so polling is only a fallback. */
@@ -12,6 +14,11 @@ const BACKOFF_BASE_MS = 50;
 export const BACKOFF_CAP_MS = 1000;
 /** How long a resource channel stays subscribed after its last waiter, to save SUBSCRIBE churn. */
 const LINGER_MS = 10_000;
+/**
+ * How long the head waits for the other nodes' hand-overs once one node handed it the lock but a
+ * quorum has not yet: the releases of all nodes go out together, so they come within a round trip.
+ */
+const HANDOVER_GRACE_MS = 50;
 
 /** An attempt as the queue sees it: a granted attempt already carries its lock. */
 export type Outcome = Exclude<AttemptResult, { kind: "granted" }> | { kind: "granted"; lock: Lock };
@@ -40,6 +47,11 @@ interface Resource {
   woken: boolean;
   wake: (() => void) | undefined;
   lastFailure: "held" | "quorum" | undefined;
+  /** Hand-overs to the head's ticket (`handedTo`), per node, not yet used by an attempt. */
+  readonly handed: Map<NodeState, Handover>;
+  handedTo: string;
+  /** Ends the head's wait when some nodes handed it the lock and the others stay silent. */
+  grace: NodeJS.Timeout | undefined;
   subscribed: boolean;
   linger: NodeJS.Timeout | undefined;
 }
@@ -49,16 +61,34 @@ export interface WaitersOptions {
   logger: Logger;
   wakeups: Wakeups;
   keysOf(id: string): Keys;
-  /** One attempt for `ttlMs`, carrying `ticket` ("" for none) with its arrival time. */
-  attempt(id: string, keys: Keys, ttlMs: number, ticket: string, arrival: number): Promise<Outcome>;
+  quorum: number;
+  /** One attempt for `ttlMs`, carrying `ticket` ("" for none) with its arrival time and stamp. */
+  attempt(
+    id: string,
+    keys: Keys,
+    ttlMs: number,
+    ticket: string,
+    arrival: number,
+    stamp: string,
+  ): Promise<Outcome>;
+  /** The lock that nodes handed to `ticket`; undefined if too few did, in time. */
+  handover(
+    id: string,
+    keys: Keys,
+    ttlMs: number,
+    ticket: string,
+    handed: ReadonlyMap<NodeState, Handover>,
+  ): Promise<Outcome | undefined>;
   /** Takes `ticket` out of every node's queue. */
   dequeue(keys: Keys, ticket: string): Promise<void>;
 }
 
 /**
- * Waiting for locks: per resource a local FIFO whose head alone retries (jittered exponential
- * backoff, cut short by a release message for its ticket or by the end of the holder's lease),
- * while its ticket holds its place in the cross-process queue of every node.
+ * Waiting for locks: per resource a local FIFO whose head alone talks to Redis, while its ticket
+ * holds its place in the cross-process queue of every node. A release hands the lock to the head
+ * of that queue and says so on the channel: once a quorum of nodes did, the head holds the lock
+ * without another round trip. Retries (jittered exponential backoff, cut short by a message for
+ * the head's ticket or by the end of the holder's lease) are the fallback.
  */
 export class Waiters {
   private readonly resources = new Map<string, Resource>();
@@ -88,7 +118,8 @@ export class Waiters {
       const waiter: Waiter = {
         ttlMs,
         arrival: Date.now(),
-        ticket: randomBytes(10).toString("hex"),
+        // Also the waiter's lock value: as random as an attempt's value.
+        ticket: randomBytes(20).toString("hex"),
         enqueued: false,
         attempts: 0,
         settled: false,
@@ -108,7 +139,7 @@ export class Waiters {
   /** One attempt, no waiting and no ticket: the lock, or ERR_LOCK_TIMEOUT / ERR_LOCK_QUORUM. */
   async once(resource: string, ttlMs: number): Promise<Lock> {
     const state = this.resources.get(resource) ?? this.resourceOf(resource);
-    const result = await this.options.attempt(resource, state.keys, ttlMs, "", Date.now());
+    const result = await this.options.attempt(resource, state.keys, ttlMs, "", Date.now(), "");
     this.idle(state);
     if (result.kind === "granted") {
       if (!this.closed) return result.lock;
@@ -126,6 +157,7 @@ export class Waiters {
     const pending: Array<Promise<unknown>> = [];
     for (const state of this.resources.values()) {
       clearTimeout(state.linger);
+      clearTimeout(state.grace);
       for (const waiter of [...state.queue])
         pending.push(this.giveUp(state, waiter, closedError()));
       state.wake?.();
@@ -145,6 +177,9 @@ export class Waiters {
         woken: false,
         wake: undefined,
         lastFailure: undefined,
+        handed: new Map(),
+        handedTo: "",
+        grace: undefined,
         subscribed: false,
         linger: undefined,
       };
@@ -184,7 +219,9 @@ export class Waiters {
         if (waiter.settled || this.closed) continue;
         waiter.enqueued = true;
         state.woken = false;
-        const result = await this.attempt(state, waiter);
+        clearTimeout(state.grace);
+        state.grace = undefined;
+        const result = await this.next(state, waiter);
         if (result.kind === "granted") {
           if (waiter.settled || this.closed) {
             await result.lock.release().catch(() => {});
@@ -209,19 +246,53 @@ export class Waiters {
     }
   }
 
-  private async attempt(state: Resource, waiter: Waiter): Promise<Outcome> {
-    try {
-      return await this.options.attempt(
+  /** The lock handed to the head by a quorum of nodes, or else one attempt. */
+  private async next(state: Resource, waiter: Waiter): Promise<Outcome> {
+    const handed = this.handedTo(state, waiter.ticket);
+    if (handed.size >= this.options.quorum) {
+      const result = await this.guard(() =>
+        this.options.handover(state.id, state.keys, waiter.ttlMs, waiter.ticket, handed),
+      );
+      // Used either way: a fallback attempt takes the handed keys as its own.
+      handed.clear();
+      if (result !== undefined) return result;
+    }
+    const stamp = performance.now().toFixed(3);
+    const result = await this.guard(() =>
+      this.options.attempt(
         state.id,
         state.keys,
         waiter.ttlMs,
         waiter.ticket,
         waiter.arrival,
-      );
+        stamp,
+      ),
+    );
+    // A hand-over measured from an earlier attempt reached the node before this attempt did,
+    // which took that key as its own (and gave it back if it failed). One measured from this
+    // attempt came after it: still ours, unless the attempt was granted anyway.
+    for (const [node, h] of handed) {
+      if (result?.kind === "granted" || h.stamp < Number(stamp)) handed.delete(node);
+    }
+    return result ?? { kind: "quorum" };
+  }
+
+  private async guard<T>(run: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await run();
     } catch (err) {
       this.options.logger.error(`Lock attempt failed unexpectedly: ${(err as Error).message}`);
-      return { kind: "quorum" };
+      return undefined;
     }
+  }
+
+  /** The hand-overs kept for `ticket` (those of an earlier head are dropped). */
+  private handedTo(state: Resource, ticket: string): Map<NodeState, Handover> {
+    if (state.handedTo !== ticket) {
+      state.handed.clear();
+      state.handedTo = ticket;
+    }
+    return state.handed;
   }
 
   private sleep(state: Resource, ms: number): Promise<void> {
@@ -239,8 +310,24 @@ export class Waiters {
   private async subscribe(state: Resource): Promise<void> {
     if (state.subscribed) return;
     state.subscribed = true;
-    await this.options.wakeups.subscribe(state.keys.chan, (ticket) => {
-      if (state.queue[0]?.ticket !== ticket) return;
+    await this.options.wakeups.subscribe(state.keys.chan, (message, node) => {
+      const head = state.queue[0];
+      if (head === undefined) return;
+      const handover = parseHandover(message);
+      // A ticket that left the local queue is not ours to answer: its dequeue hands the lock on.
+      if ((handover?.ticket ?? message) !== head.ticket) return;
+      if (handover !== undefined) {
+        const handed = this.handedTo(state, head.ticket);
+        handed.set(node, handover.handover);
+        if (handed.size < this.options.quorum) {
+          state.grace ??= setTimeout(() => {
+            state.grace = undefined;
+            state.woken = true;
+            state.wake?.();
+          }, HANDOVER_GRACE_MS);
+          return;
+        }
+      }
       state.woken = true;
       state.wake?.();
     });

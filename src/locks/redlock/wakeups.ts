@@ -4,18 +4,25 @@ import type { NodeSet, NodeState } from "./nodes.js";
 type Client = Redis | Cluster;
 
 /**
- * Pub/sub wake-ups: a release publishes the ticket of the queue's head on the resource's channel,
- * so that waiter retries at once instead of polling. One subscriber connection per node, opened on
+ * Pub/sub wake-ups: a release publishes on the resource's channel that it handed the lock to the
+ * queue's head (or, to an older client, the head's ticket, so that it retries at once instead of
+ * polling). One subscriber connection per node, opened on
  * first use; a node that is down delays nobody (its messages are a shortcut, never required).
  */
 export class Wakeups {
-  private readonly handlers = new Map<string, (message: string) => void>();
+  private readonly handlers = new Map<string, (message: string, node: NodeState) => void>();
   private readonly subscribers = new Map<NodeState, Client>();
 
   constructor(private readonly nodes: NodeSet) {}
 
-  /** Listens on `channel` on every node; waits only for the subscribers that are connected. */
-  async subscribe(channel: string, onMessage: (message: string) => void): Promise<void> {
+  /**
+   * Listens on `channel` on every node; waits only for the subscribers that are connected. A
+   * message comes with the node it came from (hand-overs are counted per node).
+   */
+  async subscribe(
+    channel: string,
+    onMessage: (message: string, node: NodeState) => void,
+  ): Promise<void> {
     this.handlers.set(channel, onMessage);
     await Promise.all(
       this.nodes.list.map((node) => {
@@ -53,7 +60,7 @@ export class Wakeups {
     // Connection errors of the subscriber are counted through the data commands of the node.
     subscriber.on("error", () => {});
     subscriber.on("message", (channel: string, message: string) => {
-      this.handlers.get(channel)?.(message);
+      this.handlers.get(channel)?.(message, node);
     });
     this.subscribers.set(node, subscriber);
     return subscriber;

@@ -23,6 +23,7 @@ export const {
   HANDLE_DEFAULTS,
   HandleStore,
   createRequestStates,
+  redisAccessOf,
   createTaskStore,
   v2Metrics,
   requestStateCodec,

@@ -15,6 +15,8 @@ export type {
   RequestStatesOptions,
 } from "../request-states.js";
 export { createRequestStates } from "../request-states.js";
+export type { RedisAccess } from "../support.js";
+export { redisAccessOf } from "../support.js";
 export type {
   DetailedTask,
   Task,

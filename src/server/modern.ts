@@ -1,0 +1,74 @@
+/**
+ * The protocol 2026-07-28 side of the reference server, on SDK v2: `createMcpHandler` builds a
+ * server per request, with the shared services of `mcp-session-store/mcp/v2` behind it: the
+ * Redis event bus for `subscriptions/listen` on every instance, handles for cross-call state,
+ * request states consumed at most once, and the tasks extension's store.
+ * 2025-era requests never reach it (`legacy: "reject"`): the HTTP layer sends them to the
+ * sessionful handler first.
+ */
+import { createMcpHandler, type McpHttpHandler, McpServer } from "@modelcontextprotocol/server";
+import {
+  type McpV2Services,
+  registerTaskHandlers,
+  requestStateCodec,
+  TASKS_EXTENSION,
+} from "../mcp/v2/index.js";
+import type { Logger } from "../types.js";
+import type { ServerConfig } from "./config.js";
+import {
+  CONFORMANCE_MODERN_CAPABILITIES,
+  registerModernConformance,
+} from "./conformance-modern.js";
+import { type ChargeState, principalOf, registerModernTools } from "./tools-modern.js";
+
+/** Builds the modern-era handler (`handler.fetch(request)`), closed with `handler.close()`. */
+export function createModernHandler(options: {
+  config: ServerConfig;
+  services: McpV2Services;
+  instance: string;
+  logger: Logger;
+}): McpHttpHandler {
+  const { config, services, instance, logger } = options;
+  const conformance = config.profile === "conformance";
+  // One codec for every multi round-trip tool: states are bound to the caller and refused on
+  // every instance once consumed.
+  const codec = requestStateCodec<ChargeState>(services.requestStates, {
+    bind: (ctx) => principalOf(ctx),
+  });
+  const handler: McpHttpHandler = createMcpHandler(
+    () => {
+      const server = new McpServer(
+        { name: "mcp-session-store-reference", version: "0.1.0" },
+        {
+          capabilities: {
+            tools: { listChanged: true },
+            // SDK 2.4 does not type extensions yet.
+            extensions: { [TASKS_EXTENSION]: {} },
+            ...(conformance ? CONFORMANCE_MODERN_CAPABILITIES : {}),
+          } as never,
+          requestState: { verify: codec.verify },
+        },
+      );
+      registerModernTools(server, { services, codec, instance });
+      registerTaskHandlers(server.server, services.tasks, { principal: principalOf });
+      if (conformance) {
+        registerModernConformance(server, {
+          codec: codec as never,
+          notify: () => handler.notify,
+          tasks: services.tasks,
+        });
+      }
+      return server;
+    },
+    {
+      bus: services.eventBus,
+      legacy: "reject",
+      maxRequestBodySize: config.maxBodyBytes,
+      // Rejected requests land here too (a client's mistake, not ours): logged when VERBOSE.
+      onerror: (error) => {
+        if (config.verbose) logger.warn(`modern MCP request: ${error.message}`);
+      },
+    },
+  );
+  return handler;
+}
