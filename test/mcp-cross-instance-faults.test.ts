@@ -24,30 +24,47 @@ async function metric(app: InProcess, name: string, labels = ""): Promise<number
   return sum;
 }
 
-/** Reads SSE events from `reader` until one satisfies `until`. */
-async function readUntil(
+type SseEvent = { id?: string; data: string };
+
+/** Reads SSE events from `reader`, keeping what a chunk holds beyond the event asked for. */
+function eventReader(
   reader: ReadableStreamDefaultReader<Uint8Array>,
-  until: (event: { id?: string; data: string }) => boolean,
-): Promise<{ id?: string; data: string }> {
+): (until: (event: SseEvent) => boolean) => Promise<SseEvent> {
   const decoder = new TextDecoder();
   let buffer = "";
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) throw new Error("stream ended");
-    buffer += decoder.decode(value, { stream: true });
-    let end = buffer.indexOf("\n\n");
-    while (end >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      end = buffer.indexOf("\n\n");
-      const event: { id?: string; data: string } = { data: "" };
-      for (const line of block.split("\n")) {
-        if (line.startsWith("id: ")) event.id = line.slice(4);
-        else if (line.startsWith("data: ")) event.data += line.slice(6);
+  return async (until) => {
+    for (;;) {
+      let end = buffer.indexOf("\n\n");
+      while (end >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        end = buffer.indexOf("\n\n");
+        const event: SseEvent = { data: "" };
+        for (const line of block.split("\n")) {
+          if (line.startsWith("id: ")) event.id = line.slice(4);
+          else if (line.startsWith("data: ")) event.data += line.slice(6);
+        }
+        if (until(event)) return event;
       }
-      if (until(event)) return event;
+      const { done, value } = await reader.read();
+      if (done) throw new Error("stream ended");
+      buffer += decoder.decode(value, { stream: true });
     }
+  };
+}
+
+/** The next SSE event of `reader` that satisfies `until` (one buffer per reader). */
+const readers = new WeakMap<object, (until: (event: SseEvent) => boolean) => Promise<SseEvent>>();
+function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  until: (event: SseEvent) => boolean,
+): Promise<SseEvent> {
+  let read = readers.get(reader);
+  if (read === undefined) {
+    read = eventReader(reader);
+    readers.set(reader, read);
   }
+  return read(until);
 }
 
 /** Raises log notifications until one arrives on the client's standalone stream. */
@@ -117,6 +134,55 @@ describe("cross-instance edges (one instance, Redis)", () => {
     expect(
       await metric(app, "mcp_session_store_mcp_answers_dropped_total", 'reason="unknown"'),
     ).toBeGreaterThanOrEqual(1);
+  });
+
+  it("cancels a timed-out request under the id the client saw, drops its late answer, counts bad channel messages", async () => {
+    const access = redisAccessOf(app.services.sessionStore);
+    if (access === undefined) throw new Error("expected a Redis store");
+    const dropped = await metric(
+      app,
+      "mcp_session_store_mcp_answers_dropped_total",
+      'reason="unknown"',
+    );
+    const id = await rawInitialize(app.url);
+    const headers = { ...SSE, ...V, "mcp-session-id": id, "content-type": "application/json" };
+    const call = await fetch(app.url, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 11,
+        method: "tools/call",
+        params: { name: "ask", arguments: { what: ["sampling"], tag: "late", timeoutMs: 300 } },
+      }),
+    });
+    const reader = (call.body as ReadableStream<Uint8Array>).getReader();
+    const request = await readUntil(reader, (e) => e.data.includes("sampling/createMessage"));
+    const wireId = (JSON.parse(request.data) as { id: unknown }).id;
+    const cancelled = await readUntil(reader, (e) => e.data.includes("notifications/cancelled"));
+    expect(
+      (JSON.parse(cancelled.data) as { params: { requestId: unknown } }).params.requestId,
+    ).toBe(wireId);
+    const result = await readUntil(reader, (e) => e.data.includes('"id":11'));
+    expect(result.data).toContain("local|error:-32001");
+    await reader.cancel();
+    // The record went with the cancellation; the late answer finds nothing.
+    expect(await access.client.keys("edges:*answer:*")).toEqual([]);
+    const late = JSON.stringify({
+      jsonrpc: "2.0",
+      id: wireId,
+      result: { role: "assistant", model: "m", content: { type: "text", text: "late" } },
+    });
+    expect((await post(app.url, late, { ...V, "mcp-session-id": id })).status).toBe(202);
+    expect(
+      await metric(app, "mcp_session_store_mcp_answers_dropped_total", 'reason="unknown"'),
+    ).toBe(dropped + 1);
+    // Garbage on the instance's answer channel is counted, nothing else happens.
+    const [channel] = (await access.client.pubsub("CHANNELS", "edges:answers:*")) as string[];
+    expect(await access.client.publish(channel as string, "{not json")).toBe(1);
+    await expect
+      .poll(() => metric(app, "mcp_session_store_mcp_answers_dropped_total", 'reason="malformed"'))
+      .toBe(1);
   });
 
   it("fails a request to the client within the command timeout when Redis does not answer", {
