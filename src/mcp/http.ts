@@ -2,7 +2,10 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
 import type { WebStandardStreamableHTTPServerTransportOptions } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import {
+  isInitializeRequest,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from "@modelcontextprotocol/sdk/types.js";
 import { hashId, printable } from "../codec.js";
 import { ErrorCode, isSessionStoreError } from "../errors.js";
 import { checkMs, checkTtl } from "../options.js";
@@ -737,7 +740,13 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       if (rest.messages.length < messages.length) body = rest.messages;
     }
     if (method === "GET" && cross.standalone !== undefined && isStandaloneGet(lastEventId)) {
-      const refusal = await serveStandalone(cross.standalone, id, req, res);
+      const refusal = await serveStandalone(
+        cross.standalone,
+        id,
+        req,
+        res,
+        SUPPORTED_PROTOCOL_VERSIONS,
+      );
       if (refusal !== undefined)
         throw new HttpError(refusal.status, refusal.rpcCode, refusal.message);
       return;

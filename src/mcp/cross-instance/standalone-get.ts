@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import { parseEventId, STANDALONE_STREAM_ID } from "../event-store.js";
 import type { StandaloneStreams, StreamRefusal } from "./standalone.js";
 
@@ -20,6 +19,8 @@ export async function serveStandalone(
   sessionId: string,
   req: IncomingMessage,
   res: ServerResponse,
+  /** The installed SDK's `SUPPORTED_PROTOCOL_VERSIONS`. */
+  supportedVersions: readonly string[],
 ): Promise<StreamRefusal | undefined> {
   if (!String(req.headers.accept ?? "").includes("text/event-stream")) {
     return {
@@ -29,11 +30,11 @@ export async function serveStandalone(
     };
   }
   const version = req.headers["mcp-protocol-version"];
-  if (typeof version === "string" && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+  if (typeof version === "string" && !supportedVersions.includes(version)) {
     return {
       status: 400,
       rpcCode: -32000,
-      message: `Bad Request: Unsupported protocol version: ${version} (supported versions: ${SUPPORTED_PROTOCOL_VERSIONS.join(", ")})`,
+      message: `Bad Request: Unsupported protocol version: ${version} (supported versions: ${supportedVersions.join(", ")})`,
     };
   }
   const lastEventId = req.headers["last-event-id"];
