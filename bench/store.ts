@@ -1,10 +1,13 @@
 /**
  * Store throughput: get+set of a 1 KB JSON session at concurrency 1 and 64.
- * - memory store vs a Map with JSON.stringify/parse (same async surface)
- * - Redis store vs raw ioredis sending the same commands (EVALSHA of the same script, HGET)
+ * - memory store vs a Map with JSON.stringify/parse (same async surface), with a nested payload
+ *   and a flat one (one 900-character string)
+ * - Redis store vs raw ioredis sending the same commands (EVALSHA of the same script, HGET), and
+ *   vs what a user writes by hand (`SET key json EX ttl`, `GET`)
  * Each pair runs interleaved in the same process, several rounds; the medians are reported.
  *
- *   npm run bench:store            (BENCH_SECONDS=2 BENCH_ROUNDS=5 to change the run)
+ *   npm run bench:store            (BENCH_SECONDS=2 BENCH_ROUNDS=5 to change the run;
+ *                                   BENCH_ONLY=memory or BENCH_ONLY=redis for one backend)
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -22,7 +25,10 @@ import { knob, QUICK } from "./quick.js";
 
 const SECONDS = knob("BENCH_SECONDS", 2, 0.5);
 const ROUNDS = knob("BENCH_ROUNDS", 5, 2);
+/** Subject/baseline pairs per round (each run SECONDS / SLICES long). */
+const SLICES = 10;
 const IDS = 10_000;
+const ONLY = process.env.BENCH_ONLY;
 
 /** A ~1 KB session as MCP servers keep them. */
 export function sessionPayload(i: number): Record<string, unknown> {
@@ -35,6 +41,17 @@ export function sessionPayload(i: number): Record<string, unknown> {
   };
 }
 
+/** A flat ~1 KB session: one 900-character string beside a counter. */
+export function flatPayload(i: number): Record<string, unknown> {
+  return { counter: i, text: `note ${i} `.padEnd(900, "x") };
+}
+
+export type PayloadShape = "nested" | "flat";
+const PAYLOADS: Record<PayloadShape, (i: number) => Record<string, unknown>> = {
+  nested: sessionPayload,
+  flat: flatPayload,
+};
+
 interface Target {
   name: string;
   get(id: string): Promise<unknown>;
@@ -46,10 +63,11 @@ export async function measure(
   target: Target,
   concurrency: number,
   seconds = SECONDS,
+  shape: PayloadShape = "nested",
 ): Promise<number> {
   const deadline = performance.now() + seconds * 1000;
   let ops = 0;
-  const payloads = Array.from({ length: 16 }, (_, i) => sessionPayload(i));
+  const payloads = Array.from({ length: 16 }, (_, i) => PAYLOADS[shape](i));
   const worker = async (w: number) => {
     let i = w;
     while (performance.now() < deadline) {
@@ -93,6 +111,24 @@ function mapTarget(): Target {
   };
 }
 
+/** What a user writes by hand: the JSON in a string key with its expiry, read back with GET. */
+function plainIoredisTarget(url: string): { target: Target; close(): void } {
+  const client = new Redis(url, { enableOfflineQueue: false, lazyConnect: false });
+  return {
+    target: {
+      name: "SET/GET ioredis",
+      get: async (id) => {
+        const json = await client.get(`bench:plain:{${id}}`);
+        return json === null ? null : JSON.parse(json);
+      },
+      set: async (id, value) => {
+        await client.set(`bench:plain:{${id}}`, JSON.stringify(value), "EX", 3600);
+      },
+    },
+    close: () => client.disconnect(),
+  };
+}
+
 function rawIoredisTarget(url: string): { target: Target; close(): void } {
   const client = new Redis(url, { enableOfflineQueue: false, lazyConnect: false });
   client.defineCommand("benchSet", { numberOfKeys: 1, lua: SET_SCRIPT });
@@ -117,6 +153,8 @@ function rawIoredisTarget(url: string): { target: Target; close(): void } {
 export interface PairResult {
   pair: string;
   concurrency: number;
+  /** The session measured; absent in files written before there were two. */
+  payload?: PayloadShape;
   subject: string;
   baseline: string;
   subjectOps: number;
@@ -125,27 +163,35 @@ export interface PairResult {
   rounds: number;
 }
 
-/** Interleaves subject and baseline rounds so drift on a noisy machine hits both. */
+/**
+ * Interleaves subject and baseline so drift on a noisy machine hits both: each round is SLICES
+ * pairs of short runs (subject first in one pair, baseline first in the next), and the ratio is
+ * the median of the pairs' ratios. On a shared 2-core machine (load average 8), 1-second runs
+ * gave pair ratios anywhere between 0.55x and 1.6x for the same code; 0.2-second pairs follow the
+ * load closely enough that the median of 50 of them moves by a few hundredths between runs.
+ */
 export async function comparePair(
   pair: string,
   subject: Target,
   baseline: Target,
   concurrency: number,
+  shape: PayloadShape = "nested",
 ): Promise<PairResult> {
   const s: number[] = [];
   const b: number[] = [];
   const ratios: number[] = [];
-  await measure(subject, concurrency, 0.5);
-  await measure(baseline, concurrency, 0.5);
-  for (let r = 0; r < ROUNDS; r++) {
+  const slice = SECONDS / SLICES;
+  await measure(subject, concurrency, 0.5, shape);
+  await measure(baseline, concurrency, 0.5, shape);
+  for (let k = 0; k < ROUNDS * SLICES; k++) {
     let x: number;
     let y: number;
-    if (r % 2 === 0) {
-      x = await measure(subject, concurrency);
-      y = await measure(baseline, concurrency);
+    if (k % 2 === 0) {
+      x = await measure(subject, concurrency, slice, shape);
+      y = await measure(baseline, concurrency, slice, shape);
     } else {
-      y = await measure(baseline, concurrency);
-      x = await measure(subject, concurrency);
+      y = await measure(baseline, concurrency, slice, shape);
+      x = await measure(subject, concurrency, slice, shape);
     }
     s.push(x);
     b.push(y);
@@ -154,6 +200,7 @@ export async function comparePair(
   return {
     pair,
     concurrency,
+    payload: shape,
     subject: subject.name,
     baseline: baseline.name,
     subjectOps: Math.round(median(s)),
@@ -165,12 +212,12 @@ export async function comparePair(
 
 export function table(results: PairResult[]): string {
   const lines = [
-    "| comparison | concurrency | subject ops/s | baseline ops/s | ratio (median) |",
-    "| --- | ---: | ---: | ---: | ---: |",
+    "| comparison | payload | concurrency | subject ops/s | baseline ops/s | ratio (median) |",
+    "| --- | --- | ---: | ---: | ---: | ---: |",
   ];
   for (const r of results) {
     lines.push(
-      `| ${r.subject} vs ${r.baseline} | ${r.concurrency} | ${r.subjectOps.toLocaleString("en-US")} | ${r.baselineOps.toLocaleString("en-US")} | ${r.ratio.toFixed(2)}x |`,
+      `| ${r.subject} vs ${r.baseline} | ${r.payload ?? "nested"} | ${r.concurrency} | ${r.subjectOps.toLocaleString("en-US")} | ${r.baselineOps.toLocaleString("en-US")} | ${r.ratio.toFixed(2)}x |`,
     );
   }
   return lines.join("\n");
@@ -178,12 +225,18 @@ export function table(results: PairResult[]): string {
 
 export async function runStoreBench(): Promise<PairResult[]> {
   const results: PairResult[] = [];
-  const memory = createMemorySessionStore({ instrumentation: false });
-  for (const c of [1, 64]) {
-    results.push(await comparePair("memory", storeTarget("memory store", memory), mapTarget(), c));
-    console.error(`memory c=${c}: ${results.at(-1)?.ratio}x`);
+  if (ONLY !== "redis") {
+    const memory = createMemorySessionStore({ instrumentation: false });
+    for (const shape of ["nested", "flat"] as const) {
+      for (const c of [1, 64]) {
+        const subject = storeTarget("memory store", memory);
+        results.push(await comparePair("memory", subject, mapTarget(), c, shape));
+        console.error(`memory ${shape} c=${c}: ${results.at(-1)?.ratio}x`);
+      }
+    }
+    await memory.disconnect();
   }
-  await memory.disconnect();
+  if (ONLY === "memory") return results;
 
   const node = await startRedis();
   try {
@@ -193,11 +246,15 @@ export async function runStoreBench(): Promise<PairResult[]> {
       instrumentation: false,
     });
     const raw = rawIoredisTarget(node.url);
-    for (const c of [1, 64]) {
-      results.push(await comparePair("redis", storeTarget("redis store", store), raw.target, c));
-      console.error(`redis c=${c}: ${results.at(-1)?.ratio}x`);
+    const plain = plainIoredisTarget(node.url);
+    for (const baseline of [raw.target, plain.target]) {
+      for (const c of [1, 64]) {
+        results.push(await comparePair("redis", storeTarget("redis store", store), baseline, c));
+        console.error(`redis vs ${baseline.name} c=${c}: ${results.at(-1)?.ratio}x`);
+      }
     }
     raw.close();
+    plain.close();
     await store.disconnect();
   } finally {
     await node.stop();
@@ -215,6 +272,11 @@ export function writeResults(name: string, data: unknown, markdown: string): str
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const results = await runStoreBench();
+  if (ONLY !== undefined) {
+    // A partial run prints its table and leaves the day's full results alone.
+    console.log(table(results));
+    process.exit(0);
+  }
   console.error("instrumented vs bare ...");
   const instrumented = await runInstrumentBench({ rounds: ROUNDS, quick: QUICK });
   const md = [

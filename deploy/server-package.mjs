@@ -1,7 +1,7 @@
 /**
  * Writes the reference server's production package.json (and the lockfile beside it) into the
  * directory given as argument, for the Docker image: the library's dependencies plus the packages
- * the server loads itself (the MCP SDK, zod, the OpenTelemetry SDK), pinned to the versions of
+ * the server loads itself (the MCP SDKs v1 and v2, zod, the OpenTelemetry SDK), pinned to the versions of
  * package-lock.json. `npm install --omit=dev` there installs nothing else: no test runner, no
  * benchmark tools, no linter.
  *
@@ -13,7 +13,9 @@ import { fileURLToPath } from "node:url";
 
 /** What dist/server/ and dist/telemetry/sdk.js import beyond the library's dependencies. */
 const SERVER_PACKAGES = [
+  // SDK v1 serves the 2025-era sessions, SDK v2 protocol 2026-07-28.
   "@modelcontextprotocol/sdk",
+  "@modelcontextprotocol/server",
   "zod",
   "@opentelemetry/api",
   "@opentelemetry/sdk-node",

@@ -308,6 +308,63 @@ describe("hand-over scripts", () => {
   });
 });
 
+describe("hand-over to the releaser's own next waiter", () => {
+  let node: RedisNode;
+  let client: Scripted;
+  beforeAll(async () => {
+    [node] = (await startRedisNodes(1)) as [RedisNode];
+    client = defineScripts(new Redis(node.port, node.host));
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await node?.stop();
+  });
+
+  it("passes over the head once when the releaser's next waiter is second in line", async () => {
+    const k = keysOf(key, `pass-${randomUUID()}`);
+    const acquire = (t: string, score: number) =>
+      client.mssLockAcquire(
+        k.lock,
+        k.fence,
+        k.queue,
+        k.hb,
+        k.grant,
+        t,
+        10_000,
+        t,
+        score,
+        10_000,
+        "1",
+        "1.000",
+        5000,
+      );
+    const release = (value: string, next: string) =>
+      client.mssLockRelease(k.lock, k.queue, k.hb, k.grant, k.fence, value, k.chan, 1, next);
+    const [holder, head, second, third] = ["holder", "head", "second", "third"].map(
+      (name) => `${name}-${randomBytes(8).toString("hex")}`,
+    ) as [string, string, string, string];
+    expect((await acquire(holder, 1))[0]).toBe(1);
+    for (const [t, score] of [
+      [head, 2],
+      [second, 3],
+      [third, 4],
+    ] as const)
+      expect((await acquire(t, score))[0]).toBe(0);
+    // Second in line and named by the releaser: it goes first, the head is passed over once.
+    expect(await release(holder, second)).toBe(1);
+    expect(await client.get(k.lock)).toBe(second);
+    // Now "third" is second in line and named, but the head was passed over already.
+    expect(await release(second, third)).toBe(1);
+    expect(await client.get(k.lock)).toBe(head);
+    expect(await client.hlen(k.hb)).toBe(1);
+    // A named waiter further back never goes first.
+    expect(await release(head, "nobody")).toBe(1);
+    expect(await client.get(k.lock)).toBe(third);
+    expect(await release(third, "")).toBe(1);
+    expect(await client.exists(k.lock, k.queue, k.hb, k.grant)).toBe(0);
+  });
+});
+
 describe("memory backend", () => {
   it("hands the lock straight to the next waiter, skipping one that timed out", async () => {
     const manager = new MemoryLockManager({ notify: () => {} });

@@ -162,6 +162,11 @@ describe("docker-compose.yml", () => {
       const lockHosts = (env.LOCK_NODES ?? "").split(",").map((u) => new URL(u).hostname);
       expect(lockHosts.sort()).toEqual([...REDIS].sort());
       expect(new URL(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "").hostname).toBe("jaeger");
+      // Protocol 2026-07-28 states minted on one app verify on the other: one key for both.
+      expect(env.REQUEST_STATE_KEY).toBe(
+        services[APPS[0] as string]?.environment?.REQUEST_STATE_KEY,
+      );
+      expect(env.REQUEST_STATE_KEY?.length).toBeGreaterThanOrEqual(32);
     }
   });
 
@@ -251,6 +256,7 @@ describe("docker-compose.yml", () => {
         [
           ...Object.keys(library.dependencies),
           "@modelcontextprotocol/sdk",
+          "@modelcontextprotocol/server",
           "@opentelemetry/api",
           "@opentelemetry/instrumentation-ioredis",
           "@opentelemetry/sdk-node",

@@ -3,10 +3,11 @@
  * `io.modelcontextprotocol/tasks`), served from the shared task store: a task created on one
  * instance is read, answered or cancelled on any other.
  */
-import { inputRequired, type McpServer } from "@modelcontextprotocol/server";
+import { acceptedContent, inputRequired, type McpServer } from "@modelcontextprotocol/server";
 import * as z from "zod";
 import { createTaskResult, type TaskStore } from "../mcp/v2/index.js";
-import { declaresTasks, principalOf } from "./tools-modern.js";
+import { declaresTasks, declareTaskSupport } from "./task-support.js";
+import { principalOf } from "./tools-modern.js";
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -34,7 +35,7 @@ const confirmSchema = {
   required: ["confirm"],
 };
 
-/** Registers `greet`, `slow_compute`, `failing_job`, `protocol_error_job`, `confirm_delete`, `multi_input`. */
+/** Registers `greet`, `test_tool_with_task`, `slow_compute`, `failing_job`, `protocol_error_job`, `confirm_delete`, `multi_input`. */
 export function registerTaskFixtures(server: McpServer, tasks: TaskStore): void {
   /** Creates a task (durably) and runs `work` in the background; the result is the task. */
   const asTask = async (
@@ -53,7 +54,7 @@ export function registerTaskFixtures(server: McpServer, tasks: TaskStore): void 
     async ({ name }) => text(`Hello, ${name}!`),
   );
 
-  server.registerTool(
+  const slowCompute = server.registerTool(
     "slow_compute",
     {
       description: "Task-supporting: sleeps `seconds` seconds, then answers.",
@@ -69,23 +70,21 @@ export function registerTaskFixtures(server: McpServer, tasks: TaskStore): void 
     },
   );
 
-  server.registerTool(
+  const failing = server.registerTool(
     "failing_job",
     {
       description: "Task-supporting: ends with a tool error after about 1 s.",
       inputSchema: z.object({}),
     },
     async (_args, ctx) => {
-      const work = async ({ signal }: { signal: AbortSignal }) => {
+      return asTask(ctx, async ({ signal }) => {
         await sleep(1000, signal);
         return { ...text("the job failed"), isError: true };
-      };
-      if (!declaresTasks(ctx)) return work({ signal: ctx.mcpReq.signal });
-      return asTask(ctx, work);
+      });
     },
   );
 
-  server.registerTool(
+  const protocolErrorJob = server.registerTool(
     "protocol_error_job",
     { description: "Task-supporting: fails with a protocol error.", inputSchema: z.object({}) },
     async (_args, ctx) => {
@@ -96,7 +95,7 @@ export function registerTaskFixtures(server: McpServer, tasks: TaskStore): void 
     },
   );
 
-  server.registerTool(
+  const confirmDelete = server.registerTool(
     "confirm_delete",
     {
       description: "Task-supporting: asks for a confirmation, then deletes.",
@@ -118,7 +117,7 @@ export function registerTaskFixtures(server: McpServer, tasks: TaskStore): void 
     },
   );
 
-  server.registerTool(
+  const multiInput = server.registerTool(
     "multi_input",
     {
       description: "Task-supporting: asks two questions at once.",
@@ -135,4 +134,40 @@ export function registerTaskFixtures(server: McpServer, tasks: TaskStore): void 
       });
     },
   );
+
+  const withTask = server.registerTool(
+    "test_tool_with_task",
+    {
+      description:
+        "Task support required: asks for a name (multi round-trip), then goes on as a task whose result greets that name.",
+      inputSchema: z.object({}),
+    },
+    async (_args, ctx) => {
+      const name = acceptedContent<{ name: string }>(ctx.mcpReq.inputResponses, "user_name")?.name;
+      if (typeof name !== "string") {
+        return inputRequired({
+          inputRequests: {
+            user_name: inputRequired.elicit({
+              message: "What is your name?",
+              requestedSchema: {
+                type: "object",
+                properties: { name: { type: "string" } },
+                required: ["name"],
+              },
+            }),
+          },
+        });
+      }
+      return asTask(ctx, async () => text(`Hello, ${name}, from a task!`));
+    },
+  );
+
+  declareTaskSupport(server, {
+    slow_compute: { tool: slowCompute, taskSupport: "optional" },
+    failing_job: { tool: failing, taskSupport: "required" },
+    protocol_error_job: { tool: protocolErrorJob, taskSupport: "optional" },
+    confirm_delete: { tool: confirmDelete, taskSupport: "optional" },
+    multi_input: { tool: multiInput, taskSupport: "optional" },
+    test_tool_with_task: { tool: withTask, taskSupport: "required" },
+  });
 }

@@ -7,6 +7,7 @@
  * that use the store, and a graceful shutdown on SIGTERM/SIGINT. Configured by environment
  * variables (see `loadConfig` and docs/server.md).
  */
+import { randomBytes } from "node:crypto";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { collectDefaultMetrics } from "prom-client";
 import { printable } from "../codec.js";
@@ -74,13 +75,22 @@ async function openModernServices(
   config: ServerConfig,
   services: McpServices,
 ): Promise<McpV2Services> {
+  let keys = config.requestStateKeys;
+  if (keys === undefined) {
+    // On memory there is one process, so a random key loses nothing; on Redis a second instance
+    // would refuse this one's states.
+    if (services.sessionStore.backend === "redis") {
+      logger.warn(
+        "REQUEST_STATE_KEY is not set: multi round-trip states verify on this instance only; give every instance the same key",
+      );
+    }
+    keys = { current: randomBytes(32).toString("base64url"), previous: [] };
+  }
   return registerModernServices({
     sessionStore: services.sessionStore,
     registry: services.registry,
     logger: storeLogger(config),
-    ...(config.requestStateKeys === undefined
-      ? {}
-      : { requestStates: { keys: config.requestStateKeys } }),
+    requestStates: { keys },
   });
 }
 

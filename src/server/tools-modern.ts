@@ -13,7 +13,6 @@
  */
 import {
   type CallToolResult,
-  CLIENT_CAPABILITIES_META_KEY,
   inputRequired,
   type McpServer,
   type ServerContext,
@@ -21,7 +20,8 @@ import {
 import { z } from "zod";
 import { isSessionStoreError } from "../errors.js";
 import type { McpV2Services, SharedRequestStateCodec } from "../mcp/v2/index.js";
-import { createTaskResult, TASKS_EXTENSION } from "../mcp/v2/index.js";
+import { createTaskResult } from "../mcp/v2/index.js";
+import { declaresTasks, declareTaskSupport } from "./task-support.js";
 
 const MAX_NOTES = 100;
 /** Lifetime of a notebook or counter handle, seconds (slid by every use). */
@@ -44,14 +44,6 @@ export interface ChargeState {
 /** The caller that handles and tasks are bound to: the OAuth client when there is one. */
 export function principalOf(ctx: ServerContext): string {
   return ctx.http?.authInfo?.clientId ?? "anonymous";
-}
-
-/** Whether the request declared the tasks extension in its client capabilities. */
-export function declaresTasks(ctx: ServerContext): boolean {
-  const declared = (ctx.mcpReq.envelope as Record<string, unknown> | undefined)?.[
-    CLIENT_CAPABILITIES_META_KEY
-  ] as { extensions?: Record<string, unknown> } | undefined;
-  return declared?.extensions?.[TASKS_EXTENSION] !== undefined;
 }
 
 function json(value: Record<string, unknown>): CallToolResult {
@@ -219,7 +211,7 @@ export function registerModernTools(server: McpServer, context: ModernToolsConte
     },
   );
 
-  server.registerTool(
+  const slowAsync = server.registerTool(
     "slow_task_async",
     {
       title: "A long call as a task",
@@ -249,6 +241,8 @@ export function registerModernTools(server: McpServer, context: ModernToolsConte
       return createTaskResult(task) as never;
     },
   );
+
+  declareTaskSupport(server, { slow_task_async: { tool: slowAsync, taskSupport: "optional" } });
 
   server.registerTool(
     "confirm_charge",

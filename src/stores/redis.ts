@@ -388,11 +388,12 @@ export class RedisSessionStore extends BaseStore {
   }
 
   protected doSet(id: string, json: string, ttl: number): Promise<unknown> {
+    const key = this.layout.key(id);
     // STALE counts as done: a later write of this store already replaced this one.
     return this.bounded(
       this.scripts.mssSet(
-        this.layout.key(id),
-        this.layout.key(id, TOMBSTONE),
+        key,
+        `${key}:${TOMBSTONE}`,
         json,
         Math.ceil(ttl * 1000),
         Date.now(),

@@ -12,6 +12,8 @@ export interface LockHost {
   /** Leases currently held, released when the manager closes. */
   readonly held: Set<RedlockLock>;
   readonly notify: NotifyObservers;
+  /** The ticket of this process's next waiter for `resource` ("" for none). */
+  nextTicket(resource: string): string;
 }
 
 /**
@@ -70,7 +72,13 @@ export class RedlockLock implements Lock {
     this.host.held.delete(this);
     if (notify) this.host.notify("lockLost");
     this.controller.abort(lockLost(this.resource, why));
-    return this.host.nodes.releaseValue(this.keys, this.value, undefined, this.fencingToken);
+    return this.host.nodes.releaseValue(
+      this.keys,
+      this.value,
+      undefined,
+      this.fencingToken,
+      this.host.nextTicket(this.resource),
+    );
   }
 
   async extend(ttlMs: number = this.ttlMs): Promise<void> {
@@ -111,6 +119,7 @@ export class RedlockLock implements Lock {
       this.value,
       undefined,
       this.fencingToken,
+      this.host.nextTicket(this.resource),
     );
     if (wasHeld && answered < this.host.nodes.quorum) {
       throw quorumError(this.resource, "release not confirmed; the lease will expire by itself");

@@ -69,6 +69,11 @@ export class RedlockManager implements LockManager {
     return this.waiters.wait(resource, ttlMs, waitTimeoutMs, signal);
   }
 
+  /** @internal */
+  nextTicket(resource: string): string {
+    return this.waiters.headTicket(resource);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -81,14 +81,15 @@ export class NodeSet {
 
   /**
    * Gives up our value on `nodes` (default: all), handing the lock to the head of the queue where
-   * one waits, with tokens above `token` (ours, 0 for none); resolves with the number of nodes that
-   * answered.
+   * one waits (or to `next`, the ticket of our process's next waiter, when it is nearly the head),
+   * with tokens above `token` (ours, 0 for none); resolves with the number of nodes that answered.
    */
   async releaseValue(
     keys: Keys,
     value: string,
     nodes?: readonly NodeState[],
     token = 0,
+    next = "",
   ): Promise<number> {
     const replies = await this.all(
       (c) =>
@@ -101,6 +102,7 @@ export class NodeSet {
           value,
           keys.chan,
           token,
+          next,
         ),
       nodes,
     );

@@ -55,14 +55,14 @@ if ticket == '' or redis.call('GET', KEYS[1]) ~= ARGV[1] then
     if not head or head == ticket then break end
     if tonumber(redis.call('HGET', KEYS[4], head) or '0') >= clock() then return {-1, 0} end
     redis.call('ZREM', KEYS[3], head)
-    redis.call('HDEL', KEYS[4], head)
+    redis.call('HDEL', KEYS[4], head, 'p:' .. head)
     redis.call('HDEL', KEYS[5], head)
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if ticket ~= '' then
   redis.call('ZREM', KEYS[3], ticket)
-  redis.call('HDEL', KEYS[4], ticket)
+  redis.call('HDEL', KEYS[4], ticket, 'p:' .. ticket)
   redis.call('HDEL', KEYS[5], ticket)
 end
 clock()
@@ -95,38 +95,57 @@ return 0
  * needs to count the grant without a round trip. Stale tickets are dropped on the way; a waiter without a
  * grant entry (an older client) is only woken, and the lock is freed for it.
  */
+/*
+ * A release may give the lock to the next waiter of its own process instead of the head of the
+ * queue when that waiter is second in line: a process that is running takes the lock sooner than
+ * one that must be woken. The head is passed over at most MAX_PASSES times (counted in hb under
+ * "p:<ticket>"), so every waiter still gets its turn after a bounded number of grants.
+ */
+const MAX_PASSES = 1;
+
 const HAND_ON = `
 local t = redis.call('TIME')
 local micros = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(micros / 1000)
+local function live(ticket)
+  return tonumber(redis.call('HGET', KEYS[3], ticket) or '0') >= now
+end
+local pick
 for i = 1, 100 do
   local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-  if not head then break end
-  if tonumber(redis.call('HGET', KEYS[3], head) or '0') >= now then
-    local grant = redis.call('HGET', KEYS[4], head)
-    local lease, stamp, at
-    if grant then lease, stamp, at = string.match(grant, '^(%d+) (%S+) (%d+)$') end
-    if not lease then
-      redis.call('DEL', KEYS[1])
-      redis.call('PUBLISH', ARGV[2], head)
-      return 1
-    end
-    redis.call('SET', KEYS[1], head, 'PX', lease)
-    redis.call('ZREM', KEYS[2], head)
-    redis.call('HDEL', KEYS[3], head)
-    redis.call('HDEL', KEYS[4], head)
-    local counter = tonumber(redis.call('GET', KEYS[5]) or '0')
-    local token = string.format('%.0f', math.max(counter + 1, floor + 1, micros))
-    redis.call('SET', KEYS[5], token)
-    local elapsed = string.format('%.0f', now - tonumber(at))
-    redis.call('PUBLISH', ARGV[2], table.concat({'h', head, stamp, elapsed, token, string.format('%.0f', floor)}, ' '))
-    return 1
-  end
+  if not head or live(head) then pick = head break end
   redis.call('ZREM', KEYS[2], head)
-  redis.call('HDEL', KEYS[3], head)
+  redis.call('HDEL', KEYS[3], head, 'p:' .. head)
   redis.call('HDEL', KEYS[4], head)
 end
-redis.call('DEL', KEYS[1])
+if pick and cand ~= '' and redis.call('ZRANK', KEYS[2], cand) == 1 and live(cand) then
+  local passes = 'p:' .. pick
+  if tonumber(redis.call('HGET', KEYS[3], passes) or '0') < ${MAX_PASSES} then
+    redis.call('HINCRBY', KEYS[3], passes, 1)
+    pick = cand
+  end
+end
+if not pick then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+local grant = redis.call('HGET', KEYS[4], pick)
+local lease, stamp, at
+if grant then lease, stamp, at = string.match(grant, '^(%d+) (%S+) (%d+)$') end
+if not lease then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], pick)
+  return 1
+end
+redis.call('SET', KEYS[1], pick, 'PX', lease)
+redis.call('ZREM', KEYS[2], pick)
+redis.call('HDEL', KEYS[3], pick, 'p:' .. pick)
+redis.call('HDEL', KEYS[4], pick)
+local counter = tonumber(redis.call('GET', KEYS[5]) or '0')
+local token = string.format('%.0f', math.max(counter + 1, floor + 1, micros))
+redis.call('SET', KEYS[5], token)
+local elapsed = string.format('%.0f', now - tonumber(at))
+redis.call('PUBLISH', ARGV[2], table.concat({'h', pick, stamp, elapsed, token, string.format('%.0f', floor)}, ' '))
 return 1
 `;
 
@@ -139,12 +158,13 @@ return 1
 export const RELEASE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
-    redis.call('HDEL', KEYS[3], ARGV[1])
+    redis.call('HDEL', KEYS[3], ARGV[1], 'p:' .. ARGV[1])
     redis.call('HDEL', KEYS[4], ARGV[1])
   end
   return 0
 end
 local floor = tonumber(ARGV[3]) or 0
+local cand = ARGV[4] or ''
 ${HAND_ON}`;
 
 /**
@@ -155,12 +175,13 @@ ${HAND_ON}`;
 export const DEQUEUE = `
 if ARGV[3] ~= '1' and redis.call('GET', KEYS[1]) == ARGV[1] then
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1], 'p:' .. ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
 local floor = 0
+local cand = ''
 ${HAND_ON}end
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1], 'p:' .. ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]

@@ -151,6 +151,12 @@ export class Waiters {
     throw timeoutError(resource, 0);
   }
 
+  /** The ticket of the first local waiter for `resource` if it is queued on the nodes, else "". */
+  headTicket(resource: string): string {
+    const head = this.resources.get(resource)?.queue[0];
+    return head?.enqueued && !head.settled ? head.ticket : "";
+  }
+
   /** Rejects every waiter with ERR_STORE_CLOSED (their tickets leave the queues first). */
   async close(): Promise<void> {
     this.closed = true;
