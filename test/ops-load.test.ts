@@ -26,9 +26,12 @@ import {
   LATEST_PROTOCOL_VERSION,
   listToolsRequest,
   mcpHeaders,
+  modernHeaders,
+  modernToolCallRequest,
   parseMcpResponse,
   parseSseEvents,
   sessionIdFrom,
+  structuredString,
   toolCallRequest,
   toolResultText,
 } from "../load/lib/mcp-protocol.js";
@@ -177,8 +180,13 @@ const k6Stubs: Plugin = {
 };
 
 describe("k6 scripts", () => {
-  it("finds the three scenarios", () => {
-    expect(SCRIPTS.sort()).toEqual(["failover.ts", "lock-contention.ts", "session-lifecycle.ts"]);
+  it("finds the four scenarios", () => {
+    expect(SCRIPTS.sort()).toEqual([
+      "failover.ts",
+      "lock-contention.ts",
+      "modern-calls.ts",
+      "session-lifecycle.ts",
+    ]);
   });
 
   it("type-check with @types/k6 (tsc -p load/tsconfig.json)", async () => {
@@ -544,6 +552,36 @@ describe("mcp-protocol against the reference server (npm start, memory store)", 
     const messages = parseMcpResponse(reply.contentType, reply.text);
     return { reply, messages, response: findResponse(messages, request.id) };
   }
+
+  it("runs the protocol 2026-07-28 flow of modern-calls.ts: no session, handles between calls", async () => {
+    const modern = async (name: string, args: Record<string, unknown>) => {
+      const request = modernToolCallRequest(++id, name, args);
+      const res = await fetch((server as ServerProcess).mcpUrl, {
+        method: "POST",
+        headers: modernHeaders("tools/call", name),
+        body: JSON.stringify(request),
+      });
+      expect(res.status, name).toBe(200);
+      expect(res.headers.get("mcp-session-id")).toBeNull();
+      const messages = parseMcpResponse(
+        res.headers.get("content-type") ?? undefined,
+        await res.text(),
+      );
+      const response = findResponse(messages, request.id);
+      expect(isToolSuccess(response), name).toBe(true);
+      return response;
+    };
+    const counter = structuredString(await modern("counter_increment", {}), "counter");
+    expect(counter).toMatch(/^h_/);
+    const again = await modern("counter_increment", { counter });
+    expect(JSON.parse(toolResultText(again) ?? "null")).toMatchObject({ counter, value: 2 });
+    const notebook = structuredString(
+      await modern("notes_put", { key: "k", value: "v" }),
+      "notebook",
+    );
+    const read = await modern("notes_get", { notebook, key: "k" });
+    expect(JSON.parse(toolResultText(read) ?? "null")).toMatchObject({ value: "v" });
+  });
 
   it("runs the whole session flow of the k6 scripts", async () => {
     const s = server as ServerProcess;

@@ -12,8 +12,11 @@ import {
   isToolSuccess,
   type JsonRpcMessage,
   mcpHeaders,
+  modernHeaders,
+  modernToolCallRequest,
   parseMcpResponse,
   sessionIdFrom,
+  structuredString,
   toolCallRequest,
   toolResultText,
 } from "./mcp-protocol.ts";
@@ -97,4 +100,34 @@ export function closeSession(session: McpSession, tags: Record<string, string> =
     responseType: "text",
   });
   check(res, { "DELETE: 200": (r) => r.status === 200 });
+}
+
+let modernId = 1;
+
+/**
+ * A protocol 2026-07-28 `tools/call` (no session, per-request `_meta`); returns the result's
+ * JSON-RPC message, or undefined (and fails a check) on error.
+ */
+export function callModernTool(
+  url: string,
+  name: string,
+  args: Record<string, unknown> = {},
+  tags: Record<string, string> = {},
+): { text: string | undefined; handle: (field: string) => string | undefined } | undefined {
+  const id = modernId++;
+  const res = http.post(url, JSON.stringify(modernToolCallRequest(id, name, args)), {
+    headers: modernHeaders("tools/call", name),
+    tags: { ...tags, mcp_method: "tools/call", mcp_tool: name, mcp_era: "2026-07-28" },
+    responseType: "text",
+  });
+  const response = findResponse(messagesOf(res), id);
+  const ok = check(res, {
+    [`${name} (2026-07-28): 200`]: (r) => r.status === 200,
+    [`${name} (2026-07-28): success`]: () => isToolSuccess(response),
+  });
+  if (!ok) return undefined;
+  return {
+    text: toolResultText(response),
+    handle: (field) => structuredString(response, field),
+  };
 }

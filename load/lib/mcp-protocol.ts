@@ -82,6 +82,53 @@ export function toolCallRequest(
   return { jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } };
 }
 
+/** The protocol revision without sessions: every request carries its own `_meta` envelope. */
+export const MODERN_PROTOCOL_VERSION = "2026-07-28";
+
+/**
+ * `tools/call` of protocol 2026-07-28: no session, no initialize; the envelope (`_meta` with the
+ * protocol version, client info and capabilities) rides on every request.
+ */
+export function modernToolCallRequest(
+  id: JsonRpcId,
+  name: string,
+  args: Record<string, unknown> = {},
+  clientInfo: { name: string; version: string } = { name: "k6-load", version: "1.0.0" },
+): JsonRpcRequest {
+  return {
+    jsonrpc: "2.0",
+    id,
+    method: "tools/call",
+    params: {
+      name,
+      arguments: args,
+      _meta: {
+        "io.modelcontextprotocol/protocolVersion": MODERN_PROTOCOL_VERSION,
+        "io.modelcontextprotocol/clientInfo": clientInfo,
+        "io.modelcontextprotocol/clientCapabilities": {},
+      },
+    },
+  };
+}
+
+/** Headers of a 2026-07-28 request: the version, and the method and name mirrored from the body. */
+export function modernHeaders(method: string, name?: string): Record<string, string> {
+  return {
+    ...mcpHeaders({ protocolVersion: MODERN_PROTOCOL_VERSION }),
+    "Mcp-Method": method,
+    ...(name === undefined ? {} : { "Mcp-Name": name }),
+  };
+}
+
+/** `structuredContent[field]` of a tool result when it is a string (a handle), else undefined. */
+export function structuredString(
+  message: JsonRpcMessage | undefined,
+  field: string,
+): string | undefined {
+  const value = (message?.result as ToolResult | undefined)?.structuredContent?.[field];
+  return typeof value === "string" ? value : undefined;
+}
+
 /** `tools/list`. */
 export function listToolsRequest(id: JsonRpcId): JsonRpcRequest {
   return { jsonrpc: "2.0", id, method: "tools/list", params: {} };
