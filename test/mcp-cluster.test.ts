@@ -51,7 +51,7 @@ describe("MCP sessions shared by two instances (Redis)", () => {
       const id = transport.sessionId as string;
       const seen = new Set<string>();
       for (let i = 0; i < 6; i++) {
-        if (i % 2 === 0) expect((await mcp.listTools()).tools.length).toBe(5);
+        if (i % 2 === 0) expect((await mcp.listTools()).tools.length).toBe(8);
         seen.add(textOf(await mcp.callTool({ name: "whoami", arguments: {} })));
         expect(textOf(await mcp.callTool({ name: "echo", arguments: { text: `m${i}` } }))).toBe(
           `m${i}`,

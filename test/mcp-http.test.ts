@@ -55,9 +55,12 @@ describe("MCP handler, memory store", () => {
       });
       const tools = await client.listTools();
       expect(tools.tools.map((t) => t.name).sort()).toEqual([
+        "ask",
+        "ask-standalone",
         "delay-task",
         "echo",
         "notify",
+        "raise",
         "steps",
         "whoami",
       ]);

@@ -1,15 +1,23 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AuthInfo } from "@modelcontextprotocol/sdk/server/auth/types.js";
+import type { WebStandardStreamableHTTPServerTransportOptions } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import {
-  WebStandardStreamableHTTPServerTransport,
-  type WebStandardStreamableHTTPServerTransportOptions,
-} from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+  isInitializeRequest,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from "@modelcontextprotocol/sdk/types.js";
 import { hashId, printable } from "../codec.js";
 import { ErrorCode, isSessionStoreError } from "../errors.js";
 import { checkMs, checkTtl } from "../options.js";
 import type { Logger } from "../types.js";
+import { followStream } from "./cross-instance/follow.js";
+import { createCrossInstance } from "./cross-instance/index.js";
+import { routeAnswers } from "./cross-instance/post-answers.js";
+import { PushingEventStore } from "./cross-instance/pushing-event-store.js";
+import { retryWhileClosing } from "./cross-instance/resume.js";
+import { RoutedServerTransport } from "./cross-instance/sdk-v1-transport.js";
+import { sseEvent } from "./cross-instance/standalone.js";
+import { isStandaloneGet, serveStandalone } from "./cross-instance/standalone-get.js";
 import { parseEventId, STANDALONE_STREAM_ID } from "./event-store.js";
 import type { McpServices } from "./services.js";
 import {
@@ -20,7 +28,7 @@ import {
   recordOf,
   storeRecord,
 } from "./sessions.js";
-import { mcpMetrics, safely } from "./support.js";
+import { mcpMetrics, redisAccessOf, safely } from "./support.js";
 
 /** Options of `createMcpHttpHandler`. */
 export interface McpHttpHandlerOptions {
@@ -77,6 +85,11 @@ export interface McpHttpHandlerOptions {
   >;
   /** @default the services' logger (console: warnings and errors) */
   logger?: Logger;
+  /**
+   * How long a server-to-client request (sampling, elicitation, roots) stays answerable on any
+   * instance, ms; the SDK's request timeout ends it sooner. @default 3600000
+   */
+  answerTtlMs?: number;
 }
 
 /** A node:http / Express handler with shared sessions. */
@@ -381,15 +394,33 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
   const outage = new OutageLog(logger);
   const adopting = new Map<string, Promise<LocalSession>>();
   const followers = new Set<AbortController>();
+  const cross = createCrossInstance({
+    redis: redisAccessOf(store),
+    events: eventStore,
+    registry: services.registry,
+    logger,
+    ...(options.answerTtlMs === undefined
+      ? {}
+      : { answerTtlMs: checkMs(options.answerTtlMs, "answerTtlMs") }),
+    ...(transportOptions.retryInterval === undefined
+      ? {}
+      : { retryIntervalMs: transportOptions.retryInterval }),
+    ...(transportOptions.keepAliveMs === undefined
+      ? {}
+      : { keepAliveMs: transportOptions.keepAliveMs }),
+  });
   let closed = false;
 
   async function open(id: string, principal: string | null, bytes: number): Promise<LocalSession> {
     const events = eventStore?.forSession(id);
-    const transport = new WebStandardStreamableHTTPServerTransport({
-      ...transportOptions,
-      sessionIdGenerator: () => id,
-      ...(events === undefined ? {} : { eventStore: events }),
-    });
+    const transport = new RoutedServerTransport(
+      {
+        ...transportOptions,
+        sessionIdGenerator: () => id,
+        ...(events === undefined ? {} : { eventStore: new PushingEventStore(events, cross.push) }),
+      },
+      cross.answers,
+    );
     const server = await createServer({ sessionId: id, services });
     const session: LocalSession = {
       id,
@@ -505,12 +536,15 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     if (standalone) session.streaming++;
     else session.inflight++;
     try {
-      const response = await session.transport.handleRequest(
-        new Request(requestUrl(req), { method: req.method ?? "GET", headers: webHeaders(req) }),
-        {
-          ...(body === undefined ? {} : { parsedBody: body }),
-          ...(auth === undefined ? {} : { authInfo: auth }),
-        },
+      const resuming = standalone && req.headers["last-event-id"] !== undefined;
+      const response = await retryWhileClosing(resuming, () =>
+        session.transport.handleRequest(
+          new Request(requestUrl(req), { method: req.method ?? "GET", headers: webHeaders(req) }),
+          {
+            ...(body === undefined ? {} : { parsedBody: body }),
+            ...(auth === undefined ? {} : { authInfo: auth }),
+          },
+        ),
       );
       const status = response.status;
       await pipeResponse(response, res);
@@ -587,7 +621,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
 
   /**
    * Resumes a request stream whose request runs (or ran) on another instance: replays the
-   * stored events after the cursor, then follows the store until the response arrives.
+   * stored events after the cursor, then follows the store (pushed) until the response arrives.
    */
   async function follow(id: string, lastEventId: string, res: ServerResponse): Promise<void> {
     const events = eventStore;
@@ -600,33 +634,23 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     res.once("close", () => abort.abort());
     writeHead(res, 200, { ...SSE_HEADERS, "mcp-session-id": id });
     res.flushHeaders();
-    const deadline = Date.now() + maxResumeMs;
-    let cursor = lastEventId;
-    let delay = 20;
     try {
-      while (!abort.signal.aborted) {
-        const batch = (await events.eventsAfter(id, cursor)) ?? [];
-        let done = false;
-        for (const event of batch) {
-          res.write(
-            `event: message\nid: ${event.eventId}\ndata: ${JSON.stringify(event.message)}\n\n`,
-          );
-          cursor = event.eventId;
-          if (isResponseMessage(event.message)) done = true;
-        }
-        events.countReplayed(batch.length);
-        if (done || Date.now() >= deadline) break;
-        delay = batch.length > 0 ? 20 : Math.min(delay * 2, 500);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(done_, delay);
-          function done_() {
-            clearTimeout(timer);
-            abort.signal.removeEventListener("abort", done_);
-            resolve();
-          }
-          abort.signal.addEventListener("abort", done_, { once: true });
-        });
-      }
+      await followStream({
+        events,
+        push: cross.push,
+        metrics: cross.metrics,
+        sessionId: id,
+        cursor: lastEventId,
+        signal: abort.signal,
+        deadline: Date.now() + maxResumeMs,
+        kind: "request",
+        write: (event) => {
+          res.write(sseEvent(event));
+        },
+        last: (event) => isResponseMessage(event.message),
+      }).catch(() => {
+        // The log could not be read (Redis down): ending the stream makes the client resume.
+      });
     } finally {
       followers.delete(abort);
       if (!res.writableEnded) res.end();
@@ -693,6 +717,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
         );
       });
       if (held !== undefined) await local.drop(held);
+      cross.push.notify(id, "ended");
       res.writeHead(200).end();
       return;
     }
@@ -703,6 +728,29 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     }
 
     const lastEventId = req.headers["last-event-id"];
+    if (method === "POST") {
+      const rest = await routeAnswers(cross.answers, id, messages, req.headers.accept);
+      if (rest.refusal !== undefined) {
+        throw new HttpError(rest.refusal.status, rest.refusal.rpcCode, rest.refusal.message);
+      }
+      if (rest.messages.length === 0) {
+        res.writeHead(202).end();
+        return;
+      }
+      if (rest.messages.length < messages.length) body = rest.messages;
+    }
+    if (method === "GET" && cross.standalone !== undefined && isStandaloneGet(lastEventId)) {
+      const refusal = await serveStandalone(
+        cross.standalone,
+        id,
+        req,
+        res,
+        SUPPORTED_PROTOCOL_VERSIONS,
+      );
+      if (refusal !== undefined)
+        throw new HttpError(refusal.status, refusal.rpcCode, refusal.message);
+      return;
+    }
     if (method === "GET" && eventStore !== undefined && typeof lastEventId === "string") {
       const cursor = parseEventId(lastEventId);
       if (
@@ -746,6 +794,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
   handler.close = async () => {
     closed = true;
     for (const abort of followers) abort.abort();
+    await cross.close();
     await local.close();
   };
   return handler;

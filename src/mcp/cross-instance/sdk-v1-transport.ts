@@ -1,0 +1,61 @@
+import {
+  WebStandardStreamableHTTPServerTransport,
+  type WebStandardStreamableHTTPServerTransportOptions,
+} from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import type { TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport.js";
+import { isJSONRPCRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import type { AnswerRouter } from "./answers.js";
+
+/**
+ * SDK v1's Streamable HTTP server transport whose server-to-client requests can be answered on
+ * any instance: `send` registers each request with the `AnswerRouter` (which gives it an id
+ * unique across instances) before it leaves, the router hands the answer to `onmessage` (where
+ * the SDK's Protocol receives responses) with the id the Protocol chose, and cancellations
+ * follow the same id. The only place that knows SDK v1.
+ */
+export class RoutedServerTransport extends WebStandardStreamableHTTPServerTransport {
+  constructor(
+    options: WebStandardStreamableHTTPServerTransportOptions,
+    private readonly answers: AnswerRouter,
+  ) {
+    super(options);
+  }
+
+  override async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    const sessionId = this.sessionId;
+    if (sessionId === undefined) return super.send(message, options);
+    if (isJSONRPCRequest(message)) {
+      const wireId = await this.answers.expect(
+        sessionId,
+        message.id,
+        (answer) => this.onmessage?.(answer as JSONRPCMessage),
+        this,
+      );
+      try {
+        await super.send({ ...message, id: wireId }, options);
+      } catch (err) {
+        this.answers.forget(sessionId, wireId);
+        throw err;
+      }
+      return;
+    }
+    if ("method" in message && message.method === "notifications/cancelled") {
+      const requestId = (message.params as { requestId?: string | number } | undefined)?.requestId;
+      const wireId =
+        requestId === undefined ? undefined : this.answers.wireIdOf(sessionId, requestId, this);
+      if (wireId !== undefined) {
+        this.answers.forget(sessionId, wireId);
+        return super.send(
+          { ...message, params: { ...message.params, requestId: wireId } },
+          options,
+        );
+      }
+    }
+    return super.send(message, options);
+  }
+
+  override async close(): Promise<void> {
+    if (this.sessionId !== undefined) this.answers.forgetOwner(this.sessionId, this);
+    await super.close();
+  }
+}
