@@ -8,9 +8,10 @@
  *
  *   npm run bench:store            (BENCH_SECONDS=2 BENCH_ROUNDS=5 to change the run;
  *                                   BENCH_ONLY=memory or BENCH_ONLY=redis for one backend)
+ *   BENCH_ONLY=redis-cost npm run bench:store    where the Redis store's cost goes (Linux)
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import {
@@ -262,6 +263,132 @@ export async function runStoreBench(): Promise<PairResult[]> {
   return results;
 }
 
+/**
+ * Where the Redis store's cost over the plain SET/GET goes: CPU of this process and of
+ * redis-server per get+set pair at concurrency 64, one step at a time from the plain baseline
+ * to the store. Each round runs every step once (order reversed every other round); CPU is
+ * summed over the rounds (redis-server's from /proc, 10 ms ticks), throughput is the median of
+ * each step's ratio to the plain baseline in its round.
+ */
+async function runRedisCost(rounds = ROUNDS * 4, pairs = 6400): Promise<string> {
+  const node = await startRedis();
+  const clients: Redis[] = [];
+  const stores: SessionStore[] = [];
+  try {
+    const redisCpuMs = (): number => {
+      const fields = readFileSync(`/proc/${node.pid}/stat`, "utf8").split(") ")[1]?.split(" ");
+      return (Number(fields?.[11]) + Number(fields?.[12])) * 10;
+    };
+    const client = (): Redis => {
+      const c = new Redis(node.url, { enableOfflineQueue: false });
+      clients.push(c);
+      return c;
+    };
+    const store = async (prefix: string, redis?: object): Promise<SessionStore> => {
+      const s = await createRedisSessionStore({
+        redisUrl: node.url,
+        prefix,
+        redis,
+        instrumentation: false,
+      });
+      stores.push(s);
+      return s;
+    };
+    const fenced = client();
+    fenced.defineCommand("benchSet", { numberOfKeys: 2, lua: SET_SCRIPT });
+    const f = fenced as Redis & { benchSet(...args: Array<string | number>): Promise<number> };
+    let seq = 0;
+    const plain = plainIoredisTarget(node.url);
+    const raw = rawIoredisTarget(node.url);
+    const steps: Target[] = [
+      plain.target,
+      { ...raw.target, name: "same script, record as a hash with version (unfenced)" },
+      {
+        name: "same script, fenced (tombstone key, writer, seq, floor)",
+        get: async (id) => {
+          const json = await fenced.hget(`bench:fenced:{${id}}`, "d");
+          return json === null ? null : JSON.parse(json);
+        },
+        set: async (id, value) => {
+          const key = `bench:fenced:{${id}}`;
+          await f.benchSet(
+            key,
+            `${key}:gone`,
+            JSON.stringify(value),
+            3_600_000,
+            Date.now(),
+            "w0000001",
+            ++seq,
+            0,
+          );
+        },
+      },
+      storeTarget("redis store", await store("bench:cost:")),
+      storeTarget(
+        "redis store, enableAutoPipelining",
+        await store("bench:ap:", { enableAutoPipelining: true }),
+      ),
+    ];
+    const payloads = Array.from({ length: 16 }, (_, i) => sessionPayload(i));
+    const concurrency = 64;
+    const run = async (t: Target) => {
+      const cpu = process.cpuUsage();
+      const redis = redisCpuMs();
+      const start = performance.now();
+      const per = pairs / concurrency;
+      await Promise.all(
+        Array.from({ length: concurrency }, async (_, w) => {
+          for (let k = 0; k < per; k++) {
+            const i = w * per + k;
+            const id = `session-${(i * 7919) % IDS}`;
+            await t.set(id, payloads[i % 16]);
+            await t.get(id);
+          }
+        }),
+      );
+      const used = process.cpuUsage(cpu);
+      return {
+        ms: performance.now() - start,
+        nodeMs: (used.user + used.system) / 1000,
+        redisMs: redisCpuMs() - redis,
+      };
+    };
+    for (const t of steps) await run(t);
+    const sum = steps.map(() => ({ ms: 0, nodeMs: 0, redisMs: 0, ratios: [] as number[] }));
+    for (let r = 0; r < rounds; r++) {
+      const order = steps.map((_, i) => i);
+      if (r % 2) order.reverse();
+      const ms: number[] = [];
+      for (const i of order) {
+        const m = await run(steps[i] as Target);
+        const acc = sum[i] as (typeof sum)[number];
+        acc.ms += m.ms;
+        acc.nodeMs += m.nodeMs;
+        acc.redisMs += m.redisMs;
+        ms[i] = m.ms;
+      }
+      for (const [i, acc] of sum.entries()) acc.ratios.push((ms[0] as number) / (ms[i] as number));
+    }
+    const us = (ms: number) => ((ms * 1000) / (rounds * pairs)).toFixed(1);
+    const lines = [
+      `| step | pairs/s | vs SET/GET (median) | this process, us/pair | redis-server, us/pair | both |`,
+      "| --- | ---: | ---: | ---: | ---: | ---: |",
+      ...steps.map((t, i) => {
+        const a = sum[i] as (typeof sum)[number];
+        const rate = Math.round((rounds * pairs) / (a.ms / 1000)).toLocaleString("en-US");
+        return `| ${t.name} | ${rate} | ${median(a.ratios).toFixed(2)}x | ${us(a.nodeMs)} | ${us(a.redisMs)} | ${us(a.nodeMs + a.redisMs)} |`;
+      }),
+    ];
+    plain.close();
+    raw.close();
+    return lines.join("\n");
+  } finally {
+    await Promise.all(stores.map((s) => s.disconnect()));
+    for (const c of clients) c.disconnect();
+    await node.stop();
+  }
+}
+
 export function writeResults(name: string, data: unknown, markdown: string): string {
   const dir = join("bench", "results", new Date().toISOString().slice(0, 10));
   mkdirSync(dir, { recursive: true });
@@ -270,7 +397,12 @@ export function writeResults(name: string, data: unknown, markdown: string): str
   return dir;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === `file://${process.argv[1]}` && ONLY === "redis-cost") {
+  const load = () => (loadavg()[0] as number).toFixed(1);
+  console.log(`${cpus().length} cores, load average ${load()} at the start`);
+  console.log(await runRedisCost());
+  console.log(`load average ${load()} at the end`);
+} else if (import.meta.url === `file://${process.argv[1]}`) {
   const results = await runStoreBench();
   if (ONLY !== undefined) {
     // A partial run prints its table and leaves the day's full results alone.
