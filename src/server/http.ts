@@ -29,7 +29,7 @@ export interface HttpApp {
 
 interface Active {
   res: ServerResponse;
-  /** A standalone GET stream: it never ends by itself. */
+  /** A 2025-era standalone GET stream or a subscriptions/listen stream: it never ends by itself. */
   stream: boolean;
 }
 
@@ -179,15 +179,20 @@ export function createHttpApp(options: {
       return;
     }
     if (req.method === "POST" && isJsonContentType(req.headers["content-type"])) {
-      await servePost(req, res);
+      // Tracked from the first byte: drain() waits for a body still arriving too.
+      await track(res, false, (entry) => servePost(req, res, entry));
       return;
     }
     // GET and DELETE are 2025-era session operations; a POST that is not JSON gets its 415 there.
-    await track(req, res, req.method === "GET", () => legacy(req, res, undefined));
+    await track(res, req.method === "GET", () => legacy(req, res, undefined));
   }
 
   /** A POST: read once, classified by the SDK's own rule, served by the era it belongs to. */
-  async function servePost(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function servePost(
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: Active,
+  ): Promise<void> {
     const body = await readBody(req, config.maxBodyBytes);
     if (body === null) {
       res.setHeader("connection", "close");
@@ -213,17 +218,27 @@ export function createHttpApp(options: {
       options.modern !== undefined &&
       !(await isLegacyRequest(request, parsed, { maxRequestBodySize: config.maxBodyBytes }));
     if (!modern) {
-      await track(req, res, false, () => legacy(req, res, parsed));
+      await legacy(req, res, parsed);
       return;
     }
     // A subscriptions/listen stream never ends by itself, like a 2025-era GET stream.
-    const listen = (parsed as { method?: unknown } | null)?.method === "subscriptions/listen";
-    await track(req, res, listen, async () => {
-      const response = await (options.modern as ModernHandler).fetch(request, {
-        parsedBody: parsed,
-      });
-      await sendWebResponse(response, res);
+    if ((parsed as { method?: unknown } | null)?.method === "subscriptions/listen") {
+      if (draining) {
+        refuseStream(res);
+        return;
+      }
+      entry.stream = true;
+    }
+    const response = await (options.modern as ModernHandler).fetch(request, {
+      parsedBody: parsed,
     });
+    await sendWebResponse(response, res);
+  }
+
+  /** A new stream while draining would be cut at once: send the client elsewhere. */
+  function refuseStream(res: ServerResponse): void {
+    res.setHeader("retry-after", "1");
+    rpcError(res, 503, -32000, "Service Unavailable: shutting down");
   }
 
   /** The 2025-era side: a POST without a session id is an initialize, which opens a session. */
@@ -241,21 +256,18 @@ export function createHttpApp(options: {
 
   /** Runs one exchange as an active request, so that drain() can wait for it or end its stream. */
   async function track(
-    _req: IncomingMessage,
     res: ServerResponse,
     stream: boolean,
-    serve: () => Promise<void>,
+    serve: (entry: Active) => Promise<void>,
   ): Promise<void> {
     if (draining && stream) {
-      // A new stream here would be cut at once: send the client elsewhere.
-      res.setHeader("retry-after", "1");
-      rpcError(res, 503, -32000, "Service Unavailable: shutting down");
+      refuseStream(res);
       return;
     }
     const entry: Active = { res, stream };
     active.add(entry);
     try {
-      await serve();
+      await serve(entry);
     } finally {
       active.delete(entry);
       if (draining && [...active].every((a) => a.stream)) idle?.();
