@@ -6,8 +6,8 @@ import {
   isInitializeRequest,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from "@modelcontextprotocol/sdk/types.js";
-import { hashId, printable } from "../codec.js";
-import { ErrorCode, isSessionStoreError } from "../errors.js";
+import { checkId, hashId, printable } from "../codec.js";
+import { ErrorCode, isSessionStoreError, SessionStoreError } from "../errors.js";
 import { checkMs, checkTtl } from "../options.js";
 import type { Logger } from "../types.js";
 import { followStream } from "./cross-instance/follow.js";
@@ -105,7 +105,6 @@ export interface McpHttpHandler {
   close(): Promise<void>;
 }
 
-const ID_PATTERN = /^[\x21-\x7e]{1,512}$/;
 const REPLAY_ID = "mcp-session-store:rebuild";
 const SSE_HEADERS = {
   "content-type": "text/event-stream",
@@ -117,6 +116,26 @@ const SSE_HEADERS = {
  * `Connection: close` and the application's own, e.g. while draining): never copied from the SDK.
  */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "upgrade"]);
+
+function invalidOption(option: string, expected: string): never {
+  throw new SessionStoreError(
+    ErrorCode.INVALID_ARGUMENT,
+    `Invalid option "${option}": ${expected}`,
+    {
+      details: { option },
+    },
+  );
+}
+
+/** Whether `id` is a valid session id (the pattern of `codec.ts`). */
+function isValidId(id: unknown): id is string {
+  try {
+    checkId(id);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A JSON-RPC request id, or null. */
 type RpcId = string | number | null;
@@ -358,12 +377,9 @@ function clientFault(err: unknown): HttpError | undefined {
  */
 export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHandler {
   const { services, createServer } = options;
-  if (typeof createServer !== "function")
-    throw new TypeError('Invalid option "createServer": expected a function');
+  if (typeof createServer !== "function") invalidOption("createServer", "expected a function");
   if (services === undefined || services.sessionStore === undefined) {
-    throw new TypeError(
-      'Invalid option "services": expected the result of registerRedisBackedServices',
-    );
+    invalidOption("services", "expected the result of registerRedisBackedServices");
   }
   const store = services.sessionStore;
   const eventStore = (options.resumability ?? true) ? services.eventStore : undefined;
@@ -563,7 +579,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
     auth: AuthInfo | undefined,
   ): Promise<void> {
     const id = generate();
-    if (typeof id !== "string" || !ID_PATTERN.test(id)) {
+    if (!isValidId(id)) {
       throw new Error("sessionIdGenerator must return 1..512 visible ASCII characters");
     }
     const record: McpSessionRecord = {
@@ -699,7 +715,7 @@ export function createMcpHttpHandler(options: McpHttpHandlerOptions): McpHttpHan
       await initialize(req, res, messages[0] as Parameters<typeof initialize>[2], auth);
       return;
     }
-    if (typeof rawId !== "string" || !ID_PATTERN.test(rawId)) {
+    if (!isValidId(rawId)) {
       throw new HttpError(400, -32000, "Bad Request: invalid Mcp-Session-Id header");
     }
     const id = rawId;

@@ -1,8 +1,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { Counter, type Registry } from "prom-client";
+import type { Counter, Registry } from "prom-client";
 import { ErrorCode, SessionStoreError } from "../errors.js";
 import type { Logger } from "../types.js";
-import { evalScript, lua, type RedisAccess, redisCall, safely } from "./support.js";
+import { counter, luaScript, type RedisAccess, redisCall, runScript, safely } from "./support.js";
 
 /** Why a request state was refused: the `outcome` label of the consumption counter too. */
 export type RequestStateRefusal = "invalid" | "expired" | "replay";
@@ -65,11 +65,15 @@ const MAX_WIRE_CHARS = 200_000;
 const MARKER_GRACE_MS = 5_000;
 
 // Reads and deletes in one step, so two instances cannot both take a by-reference payload.
-const TAKE = lua(`
+const TAKE = luaScript(
+  "mssRequestStateTake",
+  1,
+  `
 local v = redis.call('GET', KEYS[1])
 if v then redis.call('DEL', KEYS[1]) end
 return v
-`);
+`,
+);
 
 const CONSUMED = "\u0000consumed";
 
@@ -282,16 +286,12 @@ function parse(state: unknown): Parsed | undefined {
 }
 
 function consumedCounter(registry: Registry): Counter<"outcome"> {
-  const name = "mcp_session_store_request_state_consumed_total";
-  // Several services may share one registry.
-  const existing = registry.getSingleMetric(name);
-  if (existing !== undefined) return existing as Counter<"outcome">;
-  return new Counter({
-    name,
-    help: "Request states presented for consumption, by outcome (ok, replay, invalid, expired).",
-    labelNames: ["outcome"] as const,
-    registers: [registry],
-  });
+  return counter(
+    registry,
+    "mcp_session_store_request_state_consumed_total",
+    "Request states presented for consumption, by outcome (ok, replay, invalid, expired).",
+    ["outcome"] as const,
+  );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -318,7 +318,7 @@ function redisBackend(access: RedisAccess, prefix: string): Backend {
     },
     async take(id) {
       const value = await redisCall(access, "take request state", () =>
-        evalScript(access.client, TAKE, [key(id)], []),
+        runScript(access.client, TAKE, [key(id)], []),
       );
       return typeof value === "string" ? value : null;
     },

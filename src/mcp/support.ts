@@ -1,7 +1,8 @@
-import { createHash } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 import { Counter, type Registry } from "prom-client";
 import { ErrorCode, SessionStoreError } from "../errors.js";
+import { getOrCreateMetric } from "../telemetry/get-or-create-metric.js";
+import { withTimeout } from "../timeout.js";
 import { internals, type SessionStore, type StoreInternals } from "../types.js";
 
 /** What the MCP stores need from a Redis-backed session store. */
@@ -23,17 +24,8 @@ export async function redisCall<T>(
   what: string,
   run: () => Promise<T>,
 ): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([
-      run(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer within ${access.commandTimeout} ms`)),
-          access.commandTimeout,
-        );
-      }),
-    ]);
+    return await withTimeout(run(), access.commandTimeout);
   } catch (cause) {
     if (cause instanceof SessionStoreError) throw cause;
     throw new SessionStoreError(
@@ -43,8 +35,6 @@ export async function redisCall<T>(
         cause,
       },
     );
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
   }
 }
 
@@ -52,26 +42,36 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** A Lua script with its SHA1, for EVALSHA. */
-export function lua(source: string): { source: string; sha: string } {
-  return { source, sha: createHash("sha1").update(source).digest("hex") };
+/** A Lua script run through ioredis' `defineCommand` (EVALSHA, falling back to EVAL on NOSCRIPT). */
+export interface LuaScript {
+  /** The command name on the client: unique in the package (`mss...`). */
+  readonly name: string;
+  readonly numberOfKeys: number;
+  readonly lua: string;
 }
 
-/** Runs a Lua script by SHA, loading it on NOSCRIPT. */
-export async function evalScript(
+/** Declares a Lua script; `runScript` defines it on each client the first time it runs there. */
+export function luaScript(name: string, numberOfKeys: number, lua: string): LuaScript {
+  return { name, numberOfKeys, lua };
+}
+
+type Scripted = Record<string, ((...args: Array<string | number>) => Promise<unknown>) | undefined>;
+
+/** Runs `script` on `client` (defining the command on first use). */
+export function runScript(
   client: RedisClient,
-  script: { source: string; sha: string },
+  script: LuaScript,
   keys: string[],
   args: Array<string | number>,
 ): Promise<unknown> {
-  try {
-    return await client.evalsha(script.sha, keys.length, ...keys, ...args);
-  } catch (err) {
-    if (err instanceof Error && err.message.includes("NOSCRIPT")) {
-      return client.eval(script.source, keys.length, ...keys, ...args);
-    }
-    throw err;
+  const commands = client as unknown as Scripted;
+  if (typeof commands[script.name] !== "function") {
+    client.defineCommand(script.name, { numberOfKeys: script.numberOfKeys, lua: script.lua });
   }
+  return (commands[script.name] as (...args: Array<string | number>) => Promise<unknown>)(
+    ...keys,
+    ...args,
+  );
 }
 
 /** The counters of the MCP integration, registered once per registry. */
@@ -85,16 +85,19 @@ export interface McpMetrics {
   tasksFinished: Counter<"status">;
 }
 
-function counter<L extends string>(
+/** The counter `name` on `registry`: the one already registered (same type and labels), or a new one. */
+export function counter<L extends string>(
   registry: Registry,
   name: string,
   help: string,
   labelNames: readonly L[] = [],
 ): Counter<L> {
   // Several services may share one registry (one per process is the usual case).
-  const existing = registry.getSingleMetric(name);
-  if (existing !== undefined) return existing as Counter<L>;
-  return new Counter<L>({ name, help, labelNames, registers: [registry] });
+  return getOrCreateMetric(
+    registry,
+    { name, type: "counter", labelNames },
+    () => new Counter<L>({ name, help, labelNames, registers: [registry] }),
+  );
 }
 
 const cache = new WeakMap<Registry, McpMetrics>();

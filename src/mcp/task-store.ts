@@ -11,12 +11,12 @@ import { hashId } from "../codec.js";
 import { ErrorCode, SessionStoreError } from "../errors.js";
 import { checkTtl } from "../options.js";
 import {
-  evalScript,
-  lua,
+  luaScript,
   type McpMetrics,
   mcpMetrics,
   type RedisAccess,
   redisCall,
+  runScript,
   safely,
 } from "./support.js";
 
@@ -77,18 +77,25 @@ function invalidCursor(): SessionStoreError {
 // ------------------------------------------------------------------------------------------------
 // Redis
 
-const CREATE = lua(`
+const CREATE = luaScript(
+  "mssV1TaskCreate",
+  2,
+  `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
 return 1
-`);
+`,
+);
 
 // ARGV: status, statusMessage ('' keeps it), lastUpdatedAt, result ('' for none), fallback ttl ms.
 // A terminal status never changes; reaching one restarts the expiry, as the SDK's store does.
-const TRANSITION = lua(`
+const TRANSITION = luaScript(
+  "mssV1TaskTransition",
+  2,
+  `
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'missing' end
 if status == 'completed' or status == 'failed' or status == 'cancelled' then return 'terminal:' .. status end
@@ -101,16 +108,21 @@ if ARGV[1] == 'completed' or ARGV[1] == 'failed' or ARGV[1] == 'cancelled' then
   if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
 end
 return 'ok'
-`);
+`,
+);
 
 // ARGV: max size, ttl ms, message. Size check and push in one step.
-const ENQUEUE = lua(`
+const ENQUEUE = luaScript(
+  "mssV1TaskEnqueue",
+  1,
+  `
 local n = redis.call('LLEN', KEYS[1])
 if n >= tonumber(ARGV[1]) then return -1 - n end
 n = redis.call('RPUSH', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return n
-`);
+`,
+);
 
 function toTask(hash: Record<string, string>): Task {
   const task: Task = {
@@ -194,7 +206,7 @@ export class RedisTaskStore implements TaskStore {
       JSON.stringify(request),
     ];
     const created = await redisCall(this.redis, "task create", () =>
-      evalScript(
+      runScript(
         this.redis.client,
         CREATE,
         [this.taskKey(sessionId, taskId), this.indexKey(sessionId)],
@@ -244,7 +256,7 @@ export class RedisTaskStore implements TaskStore {
     const indexKey =
       key === this.taskKey(sessionId, taskId) ? this.indexKey(sessionId) : this.indexKey(undefined);
     const outcome = await redisCall(this.redis, "task transition", () =>
-      evalScript(
+      runScript(
         this.redis.client,
         TRANSITION,
         [key, indexKey],
@@ -360,7 +372,7 @@ export class RedisTaskMessageQueue implements TaskMessageQueue {
   ): Promise<void> {
     const max = Math.min(maxSize ?? Number.POSITIVE_INFINITY, this.options.maxQueueSize);
     const n = await redisCall(this.redis, "task enqueue", () =>
-      evalScript(
+      runScript(
         this.redis.client,
         ENQUEUE,
         [this.key(taskId, sessionId)],

@@ -1,8 +1,16 @@
 import { createHash, randomBytes } from "node:crypto";
-import { Counter, type Registry } from "prom-client";
+import type { Counter, Registry } from "prom-client";
 import { ErrorCode, SessionStoreError } from "../errors.js";
 import type { Logger } from "../types.js";
-import { evalScript, lua, type RedisAccess, redisCall, safely } from "./support.js";
+import {
+  counter,
+  type LuaScript,
+  luaScript,
+  type RedisAccess,
+  redisCall,
+  runScript,
+  safely,
+} from "./support.js";
 
 /** Task statuses of the tasks extension (`io.modelcontextprotocol/tasks`). */
 export type TaskStatus = "working" | "input_required" | "completed" | "failed" | "cancelled";
@@ -430,16 +438,12 @@ function toDetailedTask(taskId: string, fields: Fields): DetailedTask {
 }
 
 function transitionCounter(registry: Registry): Counter<"status"> {
-  const name = "mcp_session_store_task_transitions_total";
-  // Several services may share one registry.
-  const existing = registry.getSingleMetric(name);
-  if (existing !== undefined) return existing as Counter<"status">;
-  return new Counter({
-    name,
-    help: "Task status transitions (creation counts as working), by new status.",
-    labelNames: ["status"] as const,
-    registers: [registry],
-  });
+  return counter(
+    registry,
+    "mcp_session_store_task_transitions_total",
+    "Task status transitions (creation counts as working), by new status.",
+    ["status"] as const,
+  );
 }
 
 /** The set under `key`, created on first use. */
@@ -479,11 +483,15 @@ interface Backend {
   close(): void;
 }
 
-const CREATE = lua(`
+const CREATE = luaScript(
+  "mssTaskCreate",
+  1,
+  `
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
-`);
+`,
+);
 
 // Shared prologue: the owner check makes a foreign task indistinguishable from a missing one.
 const GUARD = `
@@ -500,15 +508,22 @@ end
 `;
 
 // ARGV: owner, status, at, field pairs...
-const TRANSITION = lua(`${GUARD}
+const TRANSITION = luaScript(
+  "mssTaskTransition",
+  1,
+  `${GUARD}
 if status == 'completed' or status == 'failed' or status == 'cancelled' then return 'terminal:' .. status end
 if ARGV[2] ~= 'input_required' then ${CLEAR_INPUT} end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'lastUpdatedAt', ARGV[3], unpack(ARGV, 4))
 return 'ok'
-`);
+`,
+);
 
 // ARGV: owner, at, key/answer pairs...
-const ANSWER = lua(`${GUARD}
+const ANSWER = luaScript(
+  "mssTaskAnswer",
+  1,
+  `${GUARD}
 if status ~= 'input_required' then return 'status:' .. status end
 local answered = 0
 for i = 3, #ARGV, 2 do
@@ -526,10 +541,14 @@ for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
 end
 redis.call('HSET', KEYS[1], 'status', 'working', 'lastUpdatedAt', ARGV[2])
 return 'resumed'
-`);
+`,
+);
 
 // ARGV: owner. Returns a flat key/answer list, 'pending' or 'ended'.
-const TAKE_ANSWERS = lua(`${GUARD}
+const TAKE_ANSWERS = luaScript(
+  "mssTaskTakeAnswers",
+  1,
+  `${GUARD}
 if status == 'input_required' then return 'pending' end
 if status == 'completed' or status == 'failed' or status == 'cancelled' then return 'ended' end
 local out = {}
@@ -541,7 +560,8 @@ for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
   end
 end
 return out
-`);
+`,
+);
 
 function pairs(fields: Fields): string[] {
   return Object.entries(fields).flat();
@@ -549,12 +569,8 @@ function pairs(fields: Fields): string[] {
 
 function redisBackend(access: RedisAccess, prefix: string): Backend {
   const key = (taskId: string) => `${prefix}task:{${taskId}}`;
-  const run = (
-    what: string,
-    script: { source: string; sha: string },
-    taskId: string,
-    args: string[],
-  ) => redisCall(access, what, () => evalScript(access.client, script, [key(taskId)], args));
+  const run = (what: string, script: LuaScript, taskId: string, args: string[]) =>
+    redisCall(access, what, () => runScript(access.client, script, [key(taskId)], args));
   return {
     async create(taskId, fields, ttlMs) {
       await run("create task", CREATE, taskId, [String(ttlMs), ...pairs(fields)]);

@@ -1,5 +1,6 @@
-import { Counter, Histogram, type Registry } from "prom-client";
+import { type Counter, Histogram, type Registry } from "prom-client";
 import { getOrCreateMetric } from "../../telemetry/get-or-create-metric.js";
+import { counter } from "../support.js";
 
 /** Why an answer from the client reached no pending request. */
 export type DropReason =
@@ -29,19 +30,6 @@ export interface CrossInstanceMetrics {
 
 const P = "mcp_session_store_mcp_";
 const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
-
-function counter<L extends string>(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: readonly L[] = [],
-): Counter<L> {
-  return getOrCreateMetric(
-    registry,
-    { name, type: "counter", labelNames },
-    () => new Counter<L>({ name, help, labelNames, registers: [registry] }),
-  );
-}
 
 const cache = new WeakMap<Registry, CrossInstanceMetrics>();
 

@@ -1,4 +1,6 @@
-import { Counter, Histogram, type Registry } from "prom-client";
+import { type Counter, Histogram, type Registry } from "prom-client";
+import { getOrCreateMetric } from "../../telemetry/get-or-create-metric.js";
+import { counter } from "../support.js";
 
 /**
  * The metrics of the event bus and the handles, registered once per registry (request states and
@@ -18,22 +20,6 @@ export interface V2Metrics {
   busDeliverySeconds: Histogram<string>;
   /** Handle operations by `operation` and `outcome` (ok, not_found, expired, error). */
   handleOperations: Counter<"operation" | "outcome">;
-}
-
-function existing<T>(registry: Registry, name: string): T | undefined {
-  return registry.getSingleMetric(name) as T | undefined;
-}
-
-function counter<L extends string>(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: readonly L[] = [],
-): Counter<L> {
-  return (
-    existing<Counter<L>>(registry, name) ??
-    new Counter<L>({ name, help, labelNames, registers: [registry] })
-  );
 }
 
 const cache = new WeakMap<Registry, V2Metrics>();
@@ -67,14 +53,17 @@ export function v2Metrics(registry: Registry): V2Metrics {
       `${p}bus_lost_total`,
       "Events another process published that never reached this one (gaps in its sequence, e.g. a Redis outage).",
     ),
-    busDeliverySeconds:
-      existing<Histogram<string>>(registry, `${p}bus_delivery_seconds`) ??
-      new Histogram({
-        name: `${p}bus_delivery_seconds`,
-        help: "Time from publish in one process to delivery in another.",
-        buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-        registers: [registry],
-      }),
+    busDeliverySeconds: getOrCreateMetric(
+      registry,
+      { name: `${p}bus_delivery_seconds`, type: "histogram" },
+      () =>
+        new Histogram({
+          name: `${p}bus_delivery_seconds`,
+          help: "Time from publish in one process to delivery in another.",
+          buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+          registers: [registry],
+        }),
+    ),
     handleOperations: counter(
       registry,
       `${p}handle_operations_total`,
