@@ -23,6 +23,8 @@ export interface SentCommand {
   args: string[];
   /** Relay connection number (one per ioredis connection). */
   connection: number;
+  /** The round trip it was sent in (1-based, within a measurement). */
+  trip: number;
 }
 
 export interface WorkCounts {
@@ -39,7 +41,7 @@ export interface WorkCounts {
 
 /** A streaming parser of RESP arrays of bulk strings (what clients send). */
 class RespCommands {
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
 
   push(chunk: Buffer): string[][] {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
@@ -123,7 +125,7 @@ export class CountingRelay {
       this.bytesOut += chunk.length;
       for (const command of parser.push(chunk)) {
         const [name = "", ...args] = command;
-        this.sent.push({ name: name.toUpperCase(), args, connection });
+        this.sent.push({ name: name.toUpperCase(), args, connection, trip: this.roundTrips });
       }
       upstream.write(chunk);
     });

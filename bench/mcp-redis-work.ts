@@ -1,0 +1,639 @@
+/**
+ * Redis work per MCP request, and the capacity figures one sizes a Redis for.
+ *
+ * 1. Per request kind, on sequential requests (one at a time, nothing else running): Redis
+ *    commands executed (`INFO commandstats` deltas on a dedicated redis-server, script-internal
+ *    calls included, the probe's own INFO calls excluded), commands sent, writes and round trips
+ *    (a counting TCP relay between the servers and Redis: see bench/redis-work-probe.ts), and
+ *    the commands sent, in order, grouped by round trip. Medians over BENCH_SAMPLES requests.
+ *    Kinds: the reference server (2025-era sessions with resumability, its default; 2026-07-28
+ *    with Redis services), a 2025-era session adopted by a second instance, and the 2025-era
+ *    handler in process with `resumability: false` + `enableJsonResponse: true` (plain JSON).
+ * 2. The event stream of one session after 150 tool calls (`XLEN`, `MEMORY USAGE`).
+ * 3. Memory per idle session: `MEMORY USAGE` of a session's keys after initialize and after a
+ *    few calls, and `used_memory` growth over many sessions; extrapolated to 1M sessions.
+ * 4. Redis CPU per request: redis-server's utime+stime (`/proc/<pid>/stat`) during a fixed
+ *    autocannon load of tool calls on the reference server (direct to Redis, no relay), minus
+ *    its idle CPU; requests/s one Redis core carries = 1 / CPU seconds per request.
+ *
+ *   node --import tsx bench/mcp-redis-work.ts   # BENCH_SAMPLES=25 BENCH_DURATION=8 BENCH_CONNECTIONS=8
+ *
+ * Writes bench/results/<YYYY-MM-DD>/mcp-redis-work-<HHMM>.{json,md}.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import autocannon from "autocannon";
+import { Redis } from "ioredis";
+import {
+  createMcpHttpHandler,
+  type McpServices,
+  registerRedisBackedServices,
+} from "../src/mcp/index.js";
+import { buildServer as buildFixtureServer } from "../test/fixtures/mcp-server.js";
+import { type RedisNode, startRedis } from "../test/support/redis.js";
+import { type ServerProcess, startServer } from "../test/support/server.js";
+import { knob } from "./quick.js";
+import {
+  deleteSession,
+  initialize,
+  initialized,
+  legacyCall,
+  MODERN_META,
+  MODERN_VERSION,
+  modernCall,
+} from "./redis-work-mcp.js";
+import {
+  CountingRelay,
+  measureWork,
+  processCpuSeconds,
+  type WorkCounts,
+} from "./redis-work-probe.js";
+
+const SAMPLES = knob("BENCH_SAMPLES", 25, 8);
+const DURATION = knob("BENCH_DURATION", 8, 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const STREAM_CALLS = 150;
+const MEMORY_SESSIONS = knob("BENCH_MEMORY_SESSIONS", 300, 100);
+const STATE_KEY = { REQUEST_STATE_KEY: "redis-work-request-state-key-0123456789abcdef" };
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+};
+
+interface KindResult {
+  kind: string;
+  path: string;
+  executed: number;
+  sent: number;
+  writes: number;
+  roundTrips: number;
+  /** Median count per command name executed (commandstats). */
+  executedByName: Record<string, number>;
+  /** The commands sent by the sample closest to the medians, by round trip. */
+  example: string[];
+  samples: number;
+}
+
+function describeSent(work: WorkCounts): string[] {
+  const trips = new Map<number, string[]>();
+  for (const command of work.sent) {
+    const list = trips.get(command.trip) ?? [];
+    const key =
+      command.name === "EVALSHA" || command.name === "EVAL" ? "" : (command.args[0] ?? "");
+    const shown = key.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, "<id>").slice(0, 60);
+    list.push(`${command.name}${shown ? ` ${shown}` : ""} (c${command.connection})`);
+    trips.set(command.trip, list);
+  }
+  return [...trips.entries()].map(([trip, list]) => `RT${trip}: ${list.join(", ")}`);
+}
+
+async function sampleKind(
+  kind: string,
+  where: string,
+  relay: CountingRelay,
+  stats: Redis,
+  prepare: () => Promise<() => Promise<void>>,
+): Promise<KindResult> {
+  const works: WorkCounts[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const work = await prepare();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    works.push(await measureWork(relay, stats, work, 40));
+  }
+  const executed = median(works.map((w) => w.executedTotal));
+  const roundTrips = median(works.map((w) => w.roundTrips));
+  const names = new Set(works.flatMap((w) => Object.keys(w.executed)));
+  const executedByName: Record<string, number> = {};
+  for (const name of [...names].sort()) {
+    const m = median(works.map((w) => w.executed[name] ?? 0));
+    if (m > 0) executedByName[name] = m;
+  }
+  const example =
+    works.find((w) => w.executedTotal === executed && w.roundTrips === roundTrips) ??
+    (works[0] as WorkCounts);
+  const result: KindResult = {
+    kind,
+    path: where,
+    executed,
+    sent: median(works.map((w) => w.sent.length)),
+    writes: median(works.map((w) => w.writes)),
+    roundTrips,
+    executedByName,
+    example: describeSent(example),
+    samples: works.length,
+  };
+  console.log(
+    `${kind}: ${executed} commands executed, ${result.sent} sent, ${roundTrips} round trips, ${result.writes} writes ${JSON.stringify(executedByName)}\n  ${result.example.join("\n  ")}`,
+  );
+  return result;
+}
+
+/** Keys whose name holds `sessionId`, with their type and MEMORY USAGE (SAMPLES 0). */
+async function sessionKeys(
+  stats: Redis,
+  sessionId: string,
+): Promise<Array<{ key: string; type: string; bytes: number; length?: number }>> {
+  const keys: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, batch] = await stats.scan(cursor, "MATCH", `*${sessionId}*`, "COUNT", 1000);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== "0");
+  const out = [];
+  for (const key of keys.sort()) {
+    const type = await stats.type(key);
+    const bytes = Number(await stats.call("MEMORY", "USAGE", key, "SAMPLES", "0"));
+    const length = type === "stream" ? await stats.xlen(key) : undefined;
+    out.push({ key: key.replace(sessionId, "<id>"), type, bytes, length });
+  }
+  return out;
+}
+
+async function usedMemory(stats: Redis): Promise<number> {
+  const text = await stats.info("memory");
+  return Number(/used_memory:(\d+)/.exec(text)?.[1]);
+}
+
+/** The 2025-era handler in this process with plain JSON responses and no event store. */
+async function startPlainJson(redisUrl: string): Promise<{ url: string; close(): Promise<void> }> {
+  const services: McpServices = await registerRedisBackedServices(null, {
+    redisUrl,
+    prefix: "json:",
+    fallback: "error",
+  });
+  const handler = createMcpHttpHandler({
+    services,
+    createServer: () => buildFixtureServer("json", services),
+    resumability: false,
+    transportOptions: { enableJsonResponse: true },
+  });
+  const server = http.createServer((req, res) => void handler(req, res));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await handler.close();
+      await services.close();
+    },
+  };
+}
+
+interface LoadResult {
+  load: string;
+  requests: number;
+  requestsPerSec: number;
+  redisCpuSeconds: number;
+  redisCpuUsPerRequest: number;
+  requestsPerRedisCoreSecond: number;
+  serverCpuUsPerRequest: number;
+  errors: number;
+}
+
+async function load(
+  name: string,
+  url: string,
+  redis: RedisNode,
+  server: ServerProcess,
+  idleCpuPerSecond: number,
+  requests: autocannon.Request[],
+): Promise<LoadResult> {
+  const redisBefore = await processCpuSeconds(redis.pid as number);
+  const serverBefore = await processCpuSeconds(server.pid);
+  const started = process.hrtime.bigint();
+  let rpcErrors = 0;
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    timeout: 10,
+    requests: requests.map(
+      (r): autocannon.Request => ({
+        ...r,
+        onResponse: (_status: number, body: string) => {
+          if (body.includes('"error":') || body.includes('"isError":true')) rpcErrors++;
+        },
+      }),
+    ),
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const redisCpu =
+    (await processCpuSeconds(redis.pid as number)) - redisBefore - idleCpuPerSecond * seconds;
+  const serverCpu = (await processCpuSeconds(server.pid)) - serverBefore;
+  const total = result.requests.total;
+  const out: LoadResult = {
+    load: name,
+    requests: total,
+    requestsPerSec: result.requests.average,
+    redisCpuSeconds: redisCpu,
+    redisCpuUsPerRequest: (redisCpu / total) * 1e6,
+    requestsPerRedisCoreSecond: total / redisCpu,
+    serverCpuUsPerRequest: (serverCpu / total) * 1e6,
+    errors: result.errors + result.timeouts + result.non2xx + rpcErrors,
+  };
+  console.log(`load ${name}: ${JSON.stringify(out)}`);
+  return out;
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+async function main(): Promise<void> {
+  const redis = await startRedis();
+  const relay = new CountingRelay(redis.host, redis.port);
+  const relayPort = await relay.listen();
+  const relayUrl = `redis://127.0.0.1:${relayPort}`;
+  const stats = new Redis({ host: redis.host, port: redis.port, lazyConnect: true });
+  await stats.connect();
+  const servers: ServerProcess[] = [];
+  let plain: { url: string; close(): Promise<void> } | undefined;
+  const listeners: Client[] = [];
+  try {
+    const env = { ...STATE_KEY, REDIS_URL: relayUrl, KEY_PREFIX: "w:" };
+    const [a, b, c, direct] = await Promise.all([
+      startServer({ env }),
+      startServer({ env }),
+      startServer({ env: { ...env, MCP_PROFILE: "conformance", KEY_PREFIX: "c:" } }),
+      startServer({ env: { ...STATE_KEY, REDIS_URL: redis.url, KEY_PREFIX: "load:" } }),
+    ]);
+    servers.push(a, b, c, direct);
+    const [A, B, C] = [a.mcpUrl, b.mcpUrl, c.mcpUrl] as [string, string, string];
+    plain = await startPlainJson(relayUrl);
+    const P = plain.url;
+    // Warm every path once (script loading, connections, JIT).
+    for (const url of [A, B]) {
+      const id = await initialize(url);
+      await initialized(url, id);
+      await legacyCall(url, id, "notes_put", { key: "k", value: "v" });
+      await legacyCall(url, id, "notes_get", { key: "k" });
+      await legacyCall(url, id, "slow_task", { steps: 1, stepMs: 0 });
+      const nb = await modernCall(url, "notes_put", { key: "k", value: "v" });
+      await modernCall(url, "notes_get", {
+        notebook: (nb.structuredContent as { notebook: string }).notebook,
+        key: "k",
+      });
+      await deleteSession(url, id);
+    }
+    const pid = await initialize(P);
+    await initialized(P, pid);
+    await legacyCall(P, pid, "echo", { text: "x" });
+
+    const kinds: KindResult[] = [];
+    const kind = (
+      name: string,
+      where: string,
+      prepare: () => Promise<() => Promise<void>>,
+    ): Promise<void> =>
+      sampleKind(name, where, relay, stats, prepare).then((r) => {
+        kinds.push(r);
+      });
+
+    // 2025-era sessions on the reference server (resumability on: SSE responses, event store).
+    const known = await initialize(A);
+    await initialized(A, known);
+    await legacyCall(A, known, "notes_put", { key: "k", value: "x".repeat(64) });
+    await kind("initialize", "reference server, 2025-11-25", async () => async () => {
+      await initialize(A);
+    });
+    await kind("notifications/initialized", "reference server, 2025-11-25", async () => {
+      const id = await initialize(A);
+      return async () => initialized(A, id);
+    });
+    await kind(
+      "tools/call notes_get, known session (SSE, resumable)",
+      "reference server, 2025-11-25",
+      async () => async () => {
+        await legacyCall(A, known, "notes_get", { key: "k" });
+      },
+    );
+    await kind(
+      "tools/call slow_task (no tool I/O), known session (SSE, resumable)",
+      "reference server, 2025-11-25",
+      async () => async () => {
+        await legacyCall(A, known, "slow_task", { steps: 1, stepMs: 0 });
+      },
+    );
+    await kind(
+      "tools/call notes_get, session adopted from another instance (first call there)",
+      "reference server, 2025-11-25",
+      async () => {
+        const id = await initialize(A);
+        await initialized(A, id);
+        return async () => {
+          await legacyCall(B, id, "notes_get", { key: "k" });
+        };
+      },
+    );
+    await kind("DELETE", "reference server, 2025-11-25", async () => {
+      const id = await initialize(A);
+      await initialized(A, id);
+      return async () => deleteSession(A, id);
+    });
+    // The same handler with plain JSON responses and no event store.
+    await kind(
+      "tools/call echo (no tool I/O), known session (plain JSON, resumability off)",
+      "createMcpHttpHandler in process",
+      async () => async () => {
+        await legacyCall(P, pid, "echo", { text: "x" });
+      },
+    );
+    // 2026-07-28 on the reference server (Redis services).
+    const notebook = (
+      (await modernCall(A, "notes_put", { key: "k", value: "x".repeat(64) })).structuredContent as {
+        notebook: string;
+      }
+    ).notebook;
+    await kind(
+      "tools/call notes_get with a notebook handle",
+      "reference server, 2026-07-28",
+      async () => async () => {
+        await modernCall(A, "notes_get", { notebook, key: "k" });
+      },
+    );
+    await kind(
+      "tools/call slow_task (no tool I/O)",
+      "reference server, 2026-07-28",
+      async () => async () => {
+        await modernCall(A, "slow_task", { steps: 1, stepMs: 0 });
+      },
+    );
+    // subscriptions/listen: one stream open on the conformance profile's server, the change
+    // raised by a tool call there; counted: the call that publishes, and the delivery.
+    let changed = 0;
+    const listener = new Client(
+      { name: "redis-work-listen", version: "1.0.0" },
+      { versionNegotiation: { mode: { pin: MODERN_VERSION } } as never },
+    );
+    await listener.connect(new StreamableHTTPClientTransport(new URL(C)));
+    listeners.push(listener);
+    listener.setNotificationHandler("notifications/tools/list_changed", () => {
+      changed += 1;
+    });
+    const subscription = await listener.listen({ toolsListChanged: true });
+    await modernCall(C, "test_trigger_tool_change", {});
+    await waitFor(() => changed >= 1);
+    await kind(
+      "subscriptions/listen: tools/call raising tools/list_changed, delivered to 1 open stream",
+      "reference server, 2026-07-28 (conformance profile)",
+      async () => {
+        const target = changed + 1;
+        return async () => {
+          await modernCall(C, "test_trigger_tool_change", {});
+          await waitFor(() => changed >= target);
+        };
+      },
+    );
+    await subscription.close();
+    await kind(
+      "tools/call raising tools/list_changed, no stream open",
+      "reference server, 2026-07-28 (conformance profile)",
+      async () => async () => {
+        await modernCall(C, "test_trigger_tool_change", {});
+      },
+    );
+
+    // The event stream of one session after 150 calls.
+    const streamed = await initialize(A);
+    await initialized(A, streamed);
+    await legacyCall(A, streamed, "notes_put", { key: "k", value: "x".repeat(64) });
+    for (let i = 0; i < STREAM_CALLS - 1; i++) {
+      await legacyCall(A, streamed, "notes_get", { key: "k" });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const afterCalls = await sessionKeys(stats, streamed);
+    console.log(`keys after ${STREAM_CALLS} calls: ${JSON.stringify(afterCalls)}`);
+
+    // Memory per idle session.
+    const fresh = await initialize(A);
+    await initialized(A, fresh);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const afterInit = await sessionKeys(stats, fresh);
+    await legacyCall(A, fresh, "notes_put", { key: "k", value: "x".repeat(64) });
+    await legacyCall(A, fresh, "notes_get", { key: "k" });
+    await legacyCall(A, fresh, "notes_get", { key: "k" });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const afterThree = await sessionKeys(stats, fresh);
+    console.log(`keys after initialize: ${JSON.stringify(afterInit)}`);
+    console.log(`keys after 3 calls: ${JSON.stringify(afterThree)}`);
+    const memBefore = await usedMemory(stats);
+    const keysBefore = await stats.dbsize();
+    const grown: string[] = [];
+    for (let i = 0; i < MEMORY_SESSIONS; i++) {
+      const id = await initialize(direct.mcpUrl);
+      await initialized(direct.mcpUrl, id);
+      grown.push(id);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const memInit = await usedMemory(stats);
+    const keysInit = await stats.dbsize();
+    for (const id of grown) {
+      await legacyCall(direct.mcpUrl, id, "notes_put", { key: "k", value: "x".repeat(64) });
+      await legacyCall(direct.mcpUrl, id, "notes_get", { key: "k" });
+      await legacyCall(direct.mcpUrl, id, "notes_get", { key: "k" });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const memThree = await usedMemory(stats);
+    const memory = {
+      sessions: MEMORY_SESSIONS,
+      keysPerSessionAfterInitialize: (keysInit - keysBefore) / MEMORY_SESSIONS,
+      usedMemoryPerSessionAfterInitialize: (memInit - memBefore) / MEMORY_SESSIONS,
+      usedMemoryPerSessionAfter3Calls: (memThree - memBefore) / MEMORY_SESSIONS,
+      keysOfOneSessionAfterInitialize: afterInit,
+      keysOfOneSessionAfter3Calls: afterThree,
+      keysOfOneSessionAfter150Calls: afterCalls,
+    };
+    console.log(`memory: ${JSON.stringify(memory)}`);
+
+    // Redis CPU per request under a fixed load (direct to Redis, no relay).
+    const idleStart = await processCpuSeconds(redis.pid as number);
+    const idleFrom = process.hrtime.bigint();
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const idleCpuPerSecond =
+      ((await processCpuSeconds(redis.pid as number)) - idleStart) /
+      (Number(process.hrtime.bigint() - idleFrom) / 1e9);
+    const pool = grown.slice(0, CONNECTIONS);
+    let nextSession = 0;
+    const headers = {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+    };
+    const legacyLoad: autocannon.Request[] = [
+      {
+        method: "POST",
+        path: "/mcp",
+        headers,
+        setupRequest: (request: autocannon.Request, context: object) => {
+          const ctx = context as { sessionId?: string };
+          ctx.sessionId ??= pool[nextSession++ % pool.length];
+          return {
+            ...request,
+            headers: {
+              ...request.headers,
+              "mcp-session-id": ctx.sessionId as string,
+              "mcp-protocol-version": "2025-11-25",
+            },
+            body: JSON.stringify({
+              jsonrpc: "2.0",
+              id: 1,
+              method: "tools/call",
+              params: { name: "notes_get", arguments: { key: "k" } },
+            }),
+          };
+        },
+      },
+    ];
+    const loadNotebook = (
+      (await modernCall(direct.mcpUrl, "notes_put", { key: "k", value: "x".repeat(64) }))
+        .structuredContent as { notebook: string }
+    ).notebook;
+    const modernLoad: autocannon.Request[] = [
+      {
+        method: "POST",
+        path: "/mcp",
+        headers: {
+          ...headers,
+          "mcp-protocol-version": MODERN_VERSION,
+          "mcp-method": "tools/call",
+          "mcp-name": "notes_get",
+        },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/call",
+          params: {
+            name: "notes_get",
+            arguments: { notebook: loadNotebook, key: "k" },
+            _meta: MODERN_META,
+          },
+        }),
+      },
+    ];
+    const loads: LoadResult[] = [];
+    for (let round = 0; round < 2; round++) {
+      loads.push(
+        await load(
+          "2025-11-25 tools/call notes_get, known sessions (SSE, resumable)",
+          direct.mcpUrl,
+          redis,
+          direct,
+          idleCpuPerSecond,
+          legacyLoad,
+        ),
+      );
+      loads.push(
+        await load(
+          "2026-07-28 tools/call notes_get with a handle",
+          direct.mcpUrl,
+          redis,
+          direct,
+          idleCpuPerSecond,
+          modernLoad,
+        ),
+      );
+    }
+    const loadRows = [...new Set(loads.map((l) => l.load))].map((name) => {
+      const list = loads.filter((l) => l.load === name);
+      return {
+        load: name,
+        requestsPerSec: median(list.map((l) => l.requestsPerSec)),
+        redisCpuUsPerRequest: median(list.map((l) => l.redisCpuUsPerRequest)),
+        requestsPerRedisCoreSecond: median(list.map((l) => l.requestsPerRedisCoreSecond)),
+        serverCpuUsPerRequest: median(list.map((l) => l.serverCpuUsPerRequest)),
+        errors: list.reduce((sum, l) => sum + l.errors, 0),
+        rounds: list,
+      };
+    });
+
+    const now = new Date();
+    const meta = {
+      date: now.toISOString(),
+      commit: gitCommit(),
+      command: "node --import tsx bench/mcp-redis-work.ts",
+      node: process.version,
+      cpus: os.cpus().length,
+      loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
+      redis: (await stats.info("server")).match(/redis_version:(\S+)/)?.[1],
+      samples: SAMPLES,
+      connections: CONNECTIONS,
+      durationSeconds: DURATION,
+      idleRedisCpuPerSecond: idleCpuPerSecond,
+    };
+    const dir = path.join(import.meta.dirname, "results", meta.date.slice(0, 10));
+    mkdirSync(dir, { recursive: true });
+    const stamp = meta.date.slice(11, 16).replace(":", "");
+    const file = path.join(dir, `mcp-redis-work-${stamp}`);
+    writeFileSync(
+      `${file}.json`,
+      `${JSON.stringify({ ...meta, kinds, memory, loads: loadRows }, null, 2)}\n`,
+    );
+    const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
+    const md = [
+      `## Redis work per MCP request (${meta.date}, commit ${meta.commit}, ${meta.cpus} CPUs, load ${meta.loadAverage.join(" ")}, Redis ${meta.redis}, medians of ${SAMPLES})`,
+      "",
+      "| request | where | commands executed | commands sent | round trips | executed, by command |",
+      "| --- | --- | ---: | ---: | ---: | --- |",
+      ...kinds.map(
+        (k) =>
+          `| ${k.kind} | ${k.path} | ${k.executed} | ${k.sent} | ${k.roundTrips} | ${Object.entries(
+            k.executedByName,
+          )
+            .map(([n, c]) => `${n} ${c}`)
+            .join(", ")} |`,
+      ),
+      "",
+      "Commands sent, by round trip (one sample at the medians; cN = Redis connection N):",
+      "",
+      ...kinds.flatMap((k) => [`- ${k.kind}:`, ...k.example.map((line) => `  - ${line}`)]),
+      "",
+      `## Memory (${MEMORY_SESSIONS} sessions on the reference server)`,
+      "",
+      `- used_memory per session after initialize: ${memory.usedMemoryPerSessionAfterInitialize.toFixed(0)} B (${mb(memory.usedMemoryPerSessionAfterInitialize * 1e6)} MB per 1M sessions), ${memory.keysPerSessionAfterInitialize.toFixed(2)} keys per session`,
+      `- after 3 calls (notes_put, 2 notes_get): ${memory.usedMemoryPerSessionAfter3Calls.toFixed(0)} B (${mb(memory.usedMemoryPerSessionAfter3Calls * 1e6)} MB per 1M sessions)`,
+      `- keys of one session after initialize: ${afterInit.map((k) => `${k.key} (${k.type}) ${k.bytes} B`).join("; ")}`,
+      `- after 3 calls: ${afterThree.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
+      `- after ${STREAM_CALLS} calls: ${afterCalls.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
+      "",
+      `## Redis CPU per request (autocannon, ${CONNECTIONS} connections, ${DURATION} s x 2 rounds, medians)`,
+      "",
+      "| load | requests/s | Redis CPU us/request | requests/s per Redis core | server CPU us/request | errors |",
+      "| --- | ---: | ---: | ---: | ---: | ---: |",
+      ...loadRows.map(
+        (l) =>
+          `| ${l.load} | ${l.requestsPerSec.toFixed(0)} | ${l.redisCpuUsPerRequest.toFixed(1)} | ${l.requestsPerRedisCoreSecond.toFixed(0)} | ${l.serverCpuUsPerRequest.toFixed(0)} | ${l.errors} |`,
+      ),
+      "",
+    ].join("\n");
+    writeFileSync(`${file}.md`, md);
+    console.log(md);
+  } finally {
+    for (const listener of listeners) await listener.close().catch(() => {});
+    await plain?.close().catch(() => {});
+    await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
+    stats.disconnect();
+    await relay.close();
+    await redis.stop();
+  }
+}
+
+async function waitFor(check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for a notification");
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+await main();
