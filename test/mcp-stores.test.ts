@@ -27,7 +27,9 @@ const req = { method: "tools/call", params: { name: "x" } };
 
 async function replay(store: ReturnType<McpEventStore["forSession"]>, cursor: string) {
   const got: Array<[string, JSONRPCMessage]> = [];
-  await store.replayEventsAfter(cursor, { send: async (id, m) => void got.push([id, m]) });
+  await store.replayEventsAfter(cursor, {
+    send: async (id, m) => void got.push([id, m as JSONRPCMessage]),
+  });
   return got;
 }
 

@@ -1,10 +1,21 @@
-import type { EventStore } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { Registry } from "prom-client";
 import { checkId, hashId } from "../codec.js";
 import { ErrorCode, SessionStoreError } from "../errors.js";
 import { checkTtl } from "../options.js";
 import { type McpMetrics, mcpMetrics, type RedisAccess, redisCall, safely } from "./support.js";
+
+/** A JSON-RPC message as the SDKs type it (`JSONRPCMessage`): stored and replayed as is. */
+export type JSONRPCMessage = { jsonrpc: "2.0"; [field: string]: unknown };
+
+/** The SDKs' `EventStore` interface (the same in v1 and v2), which `SessionEventStore` implements. */
+export interface EventStoreLike {
+  storeEvent(streamId: string, message: JSONRPCMessage): Promise<string>;
+  getStreamIdForEventId?(eventId: string): Promise<string | undefined>;
+  replayEventsAfter(
+    lastEventId: string,
+    options: { send: (eventId: string, message: JSONRPCMessage) => Promise<void> },
+  ): Promise<string>;
+}
 
 /** The SDK's stream of standalone (GET) notifications: the same name in every session. */
 export const STANDALONE_STREAM_ID = "_GET_stream";
@@ -198,7 +209,7 @@ export class McpEventStore {
 }
 
 /** The SDK `EventStore` of one session (see `McpEventStore.forSession`). */
-export class SessionEventStore implements EventStore {
+export class SessionEventStore implements EventStoreLike {
   private muted = false;
   private readonly tag: string;
 

@@ -8,7 +8,7 @@ export type { McpHttpHandler, McpHttpHandlerOptions } from "./http.js";
 export { createMcpHttpHandler } from "./http.js";
 export type { ClosableServer, McpServices, McpServicesOptions } from "./services.js";
 export { registerRedisBackedServices } from "./services.js";
-export type { ConnectableServer, McpSessionRecord } from "./sessions.js";
+export type { McpSessionRecord } from "./sessions.js";
 export type { McpTaskStoreOptions } from "./task-store.js";
 export {
   createMcpTaskStores,
@@ -17,3 +17,4 @@ export {
   RedisTaskMessageQueue,
   RedisTaskStore,
 } from "./task-store.js";
+export type { ConnectableServer } from "./v1/http.js";

@@ -1,8 +1,16 @@
-import type { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import type { ClientCapabilities, Implementation } from "@modelcontextprotocol/sdk/types.js";
 import type { SessionStore } from "../types.js";
 import type { SessionEventStore } from "./event-store.js";
 import { type McpMetrics, safely } from "./support.js";
+
+/** The client's `clientInfo` from `initialize` (the SDK's `Implementation`). */
+export interface ClientInfo {
+  name: string;
+  version: string;
+  [field: string]: unknown;
+}
+
+/** The client's capabilities from `initialize` (the SDK's `ClientCapabilities`). */
+export type ClientCapabilities = { [capability: string]: unknown };
 
 /**
  * What the integration stores for an MCP session, under the session id, in the field `mcp` of
@@ -11,7 +19,7 @@ import { type McpMetrics, safely } from "./support.js";
 export interface McpSessionRecord {
   /** The protocol version the client asked for in `initialize`. */
   protocolVersion: string;
-  clientInfo: Implementation;
+  clientInfo: ClientInfo;
   capabilities: ClientCapabilities;
   /** Who initialized the session (`principalOf(authInfo)`), or null without authentication. */
   principal: string | null;
@@ -19,17 +27,31 @@ export interface McpSessionRecord {
   createdAt: number;
 }
 
+/**
+ * A session's Streamable HTTP server transport, as both SDKs' `WebStandardStreamableHTTPServerTransport`
+ * offer it: what the handler core needs, whatever the SDK.
+ */
+export interface SessionTransport {
+  readonly sessionId?: string | undefined;
+  onclose?: (() => void) | undefined;
+  handleRequest(
+    request: Request,
+    options?: { parsedBody?: unknown; authInfo?: unknown },
+  ): Promise<Response>;
+  close(): Promise<void>;
+}
+
 /** A server the handler can connect to a transport: an `McpServer` or a low-level `Server`. */
-export interface ConnectableServer {
-  connect(transport: WebStandardStreamableHTTPServerTransport): Promise<void>;
+export interface SessionServer<T = SessionTransport> {
+  connect(transport: T): Promise<void>;
   close(): Promise<void>;
 }
 
 /** A session served by this instance: its server, transport and bookkeeping. */
 export interface LocalSession {
   readonly id: string;
-  readonly server: ConnectableServer;
-  readonly transport: WebStandardStreamableHTTPServerTransport;
+  readonly server: SessionServer<never>;
+  readonly transport: SessionTransport;
   readonly events: SessionEventStore | undefined;
   readonly principal: string | null;
   /** Serialized size of the client's part of the record: what the byte bound counts. */
@@ -58,9 +80,8 @@ export function recordOf(data: unknown): McpSessionRecord | null {
   return {
     protocolVersion: r.protocolVersion,
     clientInfo: r.clientInfo,
-    capabilities: (typeof r.capabilities === "object" && r.capabilities !== null
-      ? r.capabilities
-      : {}) as ClientCapabilities,
+    capabilities:
+      typeof r.capabilities === "object" && r.capabilities !== null ? r.capabilities : {},
     principal: typeof r.principal === "string" ? r.principal : null,
     createdAt: typeof r.createdAt === "number" ? r.createdAt : 0,
   };

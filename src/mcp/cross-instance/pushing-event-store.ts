@@ -1,6 +1,4 @@
-import type { EventStore } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
-import type { SessionEventStore } from "../event-store.js";
+import type { EventStoreLike, JSONRPCMessage, SessionEventStore } from "../event-store.js";
 import type { StreamPush } from "./push.js";
 
 /**
@@ -8,7 +6,7 @@ import type { StreamPush } from "./push.js";
  * stored message so that the instance writing the stream out (standalone GET, resumed request
  * stream) reads it now. Priming events (empty) wake nobody.
  */
-export class PushingEventStore implements EventStore {
+export class PushingEventStore implements EventStoreLike {
   constructor(
     private readonly inner: SessionEventStore,
     private readonly push: StreamPush,

@@ -1,6 +1,10 @@
 import type { ServerResponse } from "node:http";
-import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
-import { type McpEventStore, STANDALONE_STREAM_ID, type StoredEvent } from "../event-store.js";
+import {
+  type JSONRPCMessage,
+  type McpEventStore,
+  STANDALONE_STREAM_ID,
+  type StoredEvent,
+} from "../event-store.js";
 import { followStream } from "./follow.js";
 import type { CrossInstanceMetrics } from "./metrics.js";
 import type { StreamPush } from "./push.js";

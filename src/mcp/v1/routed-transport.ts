@@ -4,7 +4,7 @@ import {
 } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { isJSONRPCRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
-import type { AnswerRouter } from "./answers.js";
+import type { AnswerRouter } from "../cross-instance/answers.js";
 
 /**
  * SDK v1's Streamable HTTP server transport whose server-to-client requests can be answered on
