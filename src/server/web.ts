@@ -23,8 +23,14 @@ export function toWebRequest(
     if (Array.isArray(value)) for (const item of value) headers.append(name, item);
     else headers.set(name, value);
   }
-  // Only the path matters to the handler; the host comes from a checked header.
-  const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
+  // Only the path matters to the handler. Without a Host check (ALLOWED_HOSTS=*) the header may
+  // be anything: a value that is no host must not fail the request.
+  let url: URL;
+  try {
+    url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
+  } catch {
+    url = new URL(req.url ?? "/", "http://localhost");
+  }
   const method = req.method ?? "GET";
   return new Request(url, {
     method,
