@@ -32,4 +32,5 @@ export const {
   registerTaskHandlers,
   TASKS_EXTENSION,
   taskHandlers,
+  createLegacyHttpHandler,
 } = v2;

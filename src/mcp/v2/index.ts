@@ -29,6 +29,13 @@ export type {
   TaskStoreOptions,
 } from "../tasks.js";
 export { createTaskStore } from "../tasks.js";
+export type {
+  LegacyBridgeServices,
+  LegacyConnectableServer,
+  McpLegacyHttpHandler,
+  McpLegacyHttpHandlerOptions,
+} from "./legacy-http.js";
+export { createLegacyHttpHandler } from "./legacy-http.js";
 export type { V2Metrics } from "./metrics.js";
 export { v2Metrics } from "./metrics.js";
 export type { RequestStateCodecOptions, SharedRequestStateCodec } from "./request-state-codec.js";
