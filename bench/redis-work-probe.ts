@@ -200,7 +200,8 @@ export async function measureWork(
   await work();
   if (settleMs > 0) await new Promise((resolve) => setTimeout(resolve, settleMs));
   const counts = {
-    sent: relay.sent,
+    // A copy: the relay keeps appending to its list until the next reset.
+    sent: [...relay.sent],
     writes: relay.writes,
     roundTrips: relay.roundTrips,
     bytesOut: relay.bytesOut,

@@ -40,6 +40,9 @@ describe("Redis work probe", () => {
     expect(work).toMatchObject({ writes: 1, roundTrips: 1, executedTotal: 1 });
     expect(work.executed).toEqual({ set: 1 });
     expect(work.sent.map((c) => [c.name, c.args[0]])).toEqual([["SET", "k"]]);
+    // What follows the measurement is not in it.
+    await app.get("k");
+    expect(work.sent).toHaveLength(1);
   });
 
   it("a pipeline and a MULTI block are one round trip each, every command counted", async () => {
