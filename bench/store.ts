@@ -2,8 +2,9 @@
  * Store throughput: get+set of a 1 KB JSON session at concurrency 1 and 64.
  * - memory store vs a Map with JSON.stringify/parse (same async surface), with a nested payload
  *   and a flat one (one 900-character string)
- * - Redis store vs raw ioredis sending the same commands (EVALSHA of the same script, HGET), and
- *   vs what a user writes by hand (`SET key json EX ttl`, `GET`)
+ * - Redis store vs raw ioredis sending the same commands (EVALSHA of the same script with the same
+ *   keys and fence arguments, HGET), and vs what a user writes by hand (`SET key json EX ttl`,
+ *   `GET`)
  * Each pair runs interleaved in the same process, several rounds; the medians are reported.
  *
  *   npm run bench:store            (BENCH_SECONDS=2 BENCH_ROUNDS=5 to change the run;
@@ -130,21 +131,30 @@ function plainIoredisTarget(url: string): { target: Target; close(): void } {
   };
 }
 
-function rawIoredisTarget(url: string): { target: Target; close(): void } {
+/**
+ * Raw ioredis sending what the store sends: EVALSHA of the same script with the same keys and
+ * fence arguments (writer, sequence, floor 0, as a store that never saw a failure), and HGET.
+ * `fenced: false` sends the script without the tombstone key and fence arguments.
+ */
+function rawIoredisTarget(url: string, fenced = true): { target: Target; close(): void } {
   const client = new Redis(url, { enableOfflineQueue: false, lazyConnect: false });
-  client.defineCommand("benchSet", { numberOfKeys: 1, lua: SET_SCRIPT });
-  const c = client as Redis & {
-    benchSet(k: string, d: string, ttl: number, now: number): Promise<number>;
-  };
+  client.defineCommand("benchSet", { numberOfKeys: fenced ? 2 : 1, lua: SET_SCRIPT });
+  const c = client as Redis & { benchSet(...args: Array<string | number>): Promise<number> };
+  const prefix = fenced ? "bench:raw:" : "bench:unfenced:";
+  let seq = 0;
   return {
     target: {
-      name: "raw ioredis",
+      name: fenced ? "raw ioredis" : "raw ioredis, unfenced",
       get: async (id) => {
-        const json = await client.hget(`bench:raw:{${id}}`, "d");
+        const json = await client.hget(`${prefix}{${id}}`, "d");
         return json === null ? null : JSON.parse(json);
       },
       set: async (id, value) => {
-        await c.benchSet(`bench:raw:{${id}}`, JSON.stringify(value), 3_600_000, Date.now());
+        const key = `${prefix}{${id}}`;
+        const json = JSON.stringify(value);
+        await (fenced
+          ? c.benchSet(key, `${key}:gone`, json, 3_600_000, Date.now(), "w0000001", ++seq, 0)
+          : c.benchSet(key, json, 3_600_000, Date.now()));
       },
     },
     close: () => client.disconnect(),
@@ -272,17 +282,11 @@ export async function runStoreBench(): Promise<PairResult[]> {
  */
 async function runRedisCost(rounds = ROUNDS * 4, pairs = 6400): Promise<string> {
   const node = await startRedis();
-  const clients: Redis[] = [];
   const stores: SessionStore[] = [];
   try {
     const redisCpuMs = (): number => {
       const fields = readFileSync(`/proc/${node.pid}/stat`, "utf8").split(") ")[1]?.split(" ");
       return (Number(fields?.[11]) + Number(fields?.[12])) * 10;
-    };
-    const client = (): Redis => {
-      const c = new Redis(node.url, { enableOfflineQueue: false });
-      clients.push(c);
-      return c;
     };
     const store = async (prefix: string, redis?: object): Promise<SessionStore> => {
       const s = await createRedisSessionStore({
@@ -294,35 +298,13 @@ async function runRedisCost(rounds = ROUNDS * 4, pairs = 6400): Promise<string> 
       stores.push(s);
       return s;
     };
-    const fenced = client();
-    fenced.defineCommand("benchSet", { numberOfKeys: 2, lua: SET_SCRIPT });
-    const f = fenced as Redis & { benchSet(...args: Array<string | number>): Promise<number> };
-    let seq = 0;
     const plain = plainIoredisTarget(node.url);
+    const unfenced = rawIoredisTarget(node.url, false);
     const raw = rawIoredisTarget(node.url);
     const steps: Target[] = [
       plain.target,
-      { ...raw.target, name: "same script, record as a hash with version (unfenced)" },
-      {
-        name: "same script, fenced (tombstone key, writer, seq, floor)",
-        get: async (id) => {
-          const json = await fenced.hget(`bench:fenced:{${id}}`, "d");
-          return json === null ? null : JSON.parse(json);
-        },
-        set: async (id, value) => {
-          const key = `bench:fenced:{${id}}`;
-          await f.benchSet(
-            key,
-            `${key}:gone`,
-            JSON.stringify(value),
-            3_600_000,
-            Date.now(),
-            "w0000001",
-            ++seq,
-            0,
-          );
-        },
-      },
+      { ...unfenced.target, name: "same script, unfenced: a hash with version, createdAt, expiry" },
+      { ...raw.target, name: "same script, fenced: + tombstone key, writer, seq, floor" },
       storeTarget("redis store", await store("bench:cost:")),
       storeTarget(
         "redis store, enableAutoPipelining",
@@ -380,11 +362,11 @@ async function runRedisCost(rounds = ROUNDS * 4, pairs = 6400): Promise<string> 
       }),
     ];
     plain.close();
+    unfenced.close();
     raw.close();
     return lines.join("\n");
   } finally {
     await Promise.all(stores.map((s) => s.disconnect()));
-    for (const c of clients) c.disconnect();
     await node.stop();
   }
 }
