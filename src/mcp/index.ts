@@ -6,15 +6,15 @@ export {
 } from "./event-store.js";
 export type { McpHttpHandler, McpHttpHandlerOptions } from "./http.js";
 export { createMcpHttpHandler } from "./http.js";
-export type { ClosableServer, McpServices, McpServicesOptions } from "./services.js";
-export { registerRedisBackedServices } from "./services.js";
 export type { McpSessionRecord } from "./sessions.js";
-export type { McpTaskStoreOptions } from "./task-store.js";
+export type { ConnectableServer } from "./v1/http.js";
+export type { ClosableServer, McpServices, McpServicesOptions } from "./v1/services.js";
+export { registerRedisBackedServices } from "./v1/services.js";
+export type { McpTaskStoreOptions } from "./v1/task-store/index.js";
 export {
   createMcpTaskStores,
   MemoryTaskMessageQueue,
   MemoryTaskStore,
   RedisTaskMessageQueue,
   RedisTaskStore,
-} from "./task-store.js";
-export type { ConnectableServer } from "./v1/http.js";
+} from "./v1/task-store/index.js";

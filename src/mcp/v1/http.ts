@@ -13,8 +13,8 @@ import {
   type SessionfulHandlerOptions,
 } from "../http/handler.js";
 import type { SdkBinding } from "../http/sdk.js";
-import type { McpServices } from "../services.js";
 import { RoutedServerTransport } from "./routed-transport.js";
+import type { McpServices } from "./services.js";
 
 /** A server the handler can connect to a transport: an `McpServer` or a low-level `Server`. */
 export interface ConnectableServer {

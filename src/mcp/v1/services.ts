@@ -3,21 +3,21 @@ import type {
   TaskStore,
 } from "@modelcontextprotocol/sdk/experimental/tasks/interfaces.js";
 import { Registry } from "prom-client";
-import { createSessionStore } from "../factory.js";
-import { defaultLogger } from "../options.js";
-import type { Logger, SessionStore, SessionStoreOptions } from "../types.js";
+import { createSessionStore } from "../../factory.js";
+import { defaultLogger } from "../../options.js";
+import type { Logger, SessionStore, SessionStoreOptions } from "../../types.js";
 import {
   createMcpEventStore,
   type McpEventStore,
   type McpEventStoreOptions,
-} from "./event-store.js";
-import { mcpMetrics, redisAccessOf } from "./support.js";
+} from "../event-store.js";
+import { mcpMetrics, redisAccessOf } from "../support.js";
 import {
   createMcpTaskStores,
   type McpTaskStoreOptions,
   MemoryTaskMessageQueue,
   MemoryTaskStore,
-} from "./task-store.js";
+} from "./task-store/index.js";
 
 /** Options of `registerRedisBackedServices`: the store's options plus the MCP parts'. */
 export interface McpServicesOptions
