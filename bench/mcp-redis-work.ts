@@ -264,13 +264,21 @@ async function main(): Promise<void> {
   const listeners: Client[] = [];
   try {
     const env = { ...STATE_KEY, REDIS_URL: relayUrl, KEY_PREFIX: "w:" };
-    const [a, b, c, direct] = await Promise.all([
-      startServer({ env }),
-      startServer({ env }),
-      startServer({ env: { ...env, MCP_PROFILE: "conformance", KEY_PREFIX: "c:" } }),
-      startServer({ env: { ...STATE_KEY, REDIS_URL: redis.url, KEY_PREFIX: "load:" } }),
-    ]);
-    servers.push(a, b, c, direct);
+    // One at a time, each kept as soon as it runs: a failed start leaves nothing behind.
+    for (const serverEnv of [
+      env,
+      env,
+      { ...env, MCP_PROFILE: "conformance", KEY_PREFIX: "c:" },
+      { ...STATE_KEY, REDIS_URL: redis.url, KEY_PREFIX: "load:" },
+    ]) {
+      servers.push(await startServer({ env: serverEnv }));
+    }
+    const [a, b, c, direct] = servers as [
+      ServerProcess,
+      ServerProcess,
+      ServerProcess,
+      ServerProcess,
+    ];
     const [A, B, C] = [a.mcpUrl, b.mcpUrl, c.mcpUrl] as [string, string, string];
     plain = await startPlainJson(relayUrl);
     const P = plain.url;
