@@ -121,7 +121,7 @@ export interface BenchResults {
 
 /**
  * Lowest acceptable throughput ratio (subject / baseline, same run) per comparison. The
- * instrumentation target is the one in the README (Telemetry); the lock targets live in bench/locks.ts.
+ * instrumentation target is the one in docs/benchmarks.md#targets; the lock targets live in bench/locks.ts.
  */
 export const RATIO_TARGETS = {
   /** The memory store against a Map with JSON.stringify/parse: at least 0.8x. */
