@@ -435,6 +435,10 @@ async function main(): Promise<void> {
     await legacyCall(A, fresh, "notes_get", { key: "k" });
     await new Promise((resolve) => setTimeout(resolve, 100));
     const afterThree = await sessionKeys(stats, fresh);
+    const plainId = await initialize(P);
+    await initialized(P, plainId);
+    for (let i = 0; i < 3; i++) await legacyCall(P, plainId, "echo", { text: "x".repeat(64) });
+    const plainKeys = await sessionKeys(stats, plainId);
     console.log(`keys after initialize: ${JSON.stringify(afterInit)}`);
     console.log(`keys after 3 calls: ${JSON.stringify(afterThree)}`);
     const memBefore = await usedMemory(stats);
@@ -463,6 +467,7 @@ async function main(): Promise<void> {
       keysOfOneSessionAfterInitialize: afterInit,
       keysOfOneSessionAfter3Calls: afterThree,
       keysOfOneSessionAfter150Calls: afterCalls,
+      keysOfOnePlainJsonSessionAfter3Calls: plainKeys,
     };
     console.log(`memory: ${JSON.stringify(memory)}`);
 
@@ -559,7 +564,7 @@ async function main(): Promise<void> {
         load: name,
         requestsPerSec: median(list.map((l) => l.requestsPerSec)),
         redisCpuUsPerRequest: median(list.map((l) => l.redisCpuUsPerRequest)),
-        requestsPerRedisCoreSecond: median(list.map((l) => l.requestsPerRedisCoreSecond)),
+        requestsPerRedisCoreSecond: 1e6 / median(list.map((l) => l.redisCpuUsPerRequest)),
         serverCpuUsPerRequest: median(list.map((l) => l.serverCpuUsPerRequest)),
         errors: list.reduce((sum, l) => sum + l.errors, 0),
         rounds: list,
@@ -614,6 +619,7 @@ async function main(): Promise<void> {
       `- keys of one session after initialize: ${afterInit.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
       `- after 3 calls: ${afterThree.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
       `- after ${STREAM_CALLS} calls: ${afterCalls.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
+      `- plain JSON, resumability off, after initialize and 3 calls: ${plainKeys.map((k) => `${k.key} (${k.type}) ${k.bytes} B`).join("; ")}`,
       "",
       `## Redis CPU per request (autocannon, ${CONNECTIONS} connections, ${DURATION} s x 2 rounds, medians)`,
       "",
