@@ -2,7 +2,14 @@ import type { Registry } from "prom-client";
 import { checkId, hashId } from "../codec.js";
 import { ErrorCode, SessionStoreError } from "../errors.js";
 import { checkTtl } from "../options.js";
-import { type McpMetrics, mcpMetrics, type RedisAccess, redisCall, safely } from "./support.js";
+import {
+  isValidId,
+  type McpMetrics,
+  mcpMetrics,
+  type RedisAccess,
+  redisCall,
+  safely,
+} from "./support.js";
 
 /** A JSON-RPC message as the SDKs type it (`JSONRPCMessage`): stored and replayed as is. */
 export type JSONRPCMessage = { jsonrpc: "2.0"; [field: string]: unknown };
@@ -54,7 +61,8 @@ export interface EventLog {
 
 const XID = /^\d{1,20}-\d{1,20}$/;
 const TAG = /^[0-9a-f]{12}$/;
-const STREAM_ID = /^[\x21-\x7e]{1,256}$/;
+/** Stream ids share a key with the session id: at most 256 characters. */
+const MAX_STREAM_ID = 256;
 const PAGE = 256;
 
 /**
@@ -72,7 +80,7 @@ export function parseEventId(
   const streamId = eventId.slice(0, tagAt);
   const tag = eventId.slice(tagAt + 1, at);
   const xid = eventId.slice(at + 1);
-  if (!XID.test(xid) || !TAG.test(tag) || !STREAM_ID.test(streamId)) return undefined;
+  if (!XID.test(xid) || !TAG.test(tag) || !isValidId(streamId, MAX_STREAM_ID)) return undefined;
   return { streamId, tag, xid };
 }
 
@@ -135,7 +143,7 @@ export class McpEventStore {
     streamId: string,
     message: JSONRPCMessage,
   ): Promise<string> {
-    if (!STREAM_ID.test(streamId)) {
+    if (!isValidId(streamId, MAX_STREAM_ID)) {
       throw new SessionStoreError(ErrorCode.INVALID_ARGUMENT, "Invalid stream id");
     }
     const xid = await this.log.append(sessionId, streamId, JSON.stringify(message));

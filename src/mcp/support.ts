@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from "ioredis";
 import { Counter, type Registry } from "prom-client";
+import { checkId } from "../codec.js";
 import { ErrorCode, SessionStoreError } from "../errors.js";
 import { getOrCreateMetric } from "../telemetry/get-or-create-metric.js";
 import { withTimeout } from "../timeout.js";
@@ -8,6 +9,21 @@ import { internals, type SessionStore, type StoreInternals } from "../types.js";
 /** What the MCP stores need from a Redis-backed session store. */
 export type RedisAccess = NonNullable<StoreInternals["redis"]>;
 export type RedisClient = Redis | Cluster;
+
+/**
+ * Whether `value` is an id the MCP integration accepts: 1..`maxLength` visible ASCII characters,
+ * checked by `codec.ts` (the session id pattern, 1..512); stream ids and task ids, which share a
+ * key with a session id, keep a shorter `maxLength`.
+ */
+export function isValidId(value: unknown, maxLength = 512): value is string {
+  if (typeof value !== "string" || value.length > maxLength) return false;
+  try {
+    checkId(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** The Redis client and key layout behind `store`, or `undefined` for a memory store. */
 export function redisAccessOf(store: SessionStore): RedisAccess | undefined {

@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import Negotiator from "negotiator";
 import { type OpenMetricsContentType, Registry, type RegistryContentType } from "prom-client";
+import { withTimeout } from "../timeout.js";
 import { reportSwallowed, safely } from "./safely.js";
 
 /** A prom-client registry of either content type. */
@@ -16,33 +18,28 @@ export interface MetricsHandlerOptions {
    * @default true
    */
   openMetrics?: boolean;
+  /**
+   * Longest a collection may take, ms (a collect callback waiting on an unreachable backend):
+   * beyond it the scrape gets 500 instead of hanging past the scraper's own timeout.
+   * @default 10000 (Prometheus' default `scrape_timeout`)
+   */
+  collectTimeoutMs?: number;
 }
+
+/** What the metrics handler serves. */
+const AVAILABLE = ["application/openmetrics-text;version=1.0.0", "text/plain"] as const;
 
 /**
  * Whether an `Accept` header prefers OpenMetrics 1.0.0 over the Prometheus text format
  * (Prometheus sends `application/openmetrics-text;version=1.0.0,...,text/plain;version=0.0.4;q=0.5`).
+ * Negotiated by `negotiator` (quality, then specificity, then the client's order; before it,
+ * equal qualities went to OpenMetrics): an `application/openmetrics-text` with another
+ * `version` does not match.
  */
 export function prefersOpenMetrics(accept: string | undefined): boolean {
-  if (accept === undefined || accept.length === 0) return false;
-  let openMetrics = 0;
-  let text = 0;
-  for (const entry of accept.split(",")) {
-    const [type = "", ...params] = entry.split(";").map((part) => part.trim().toLowerCase());
-    let q = 1;
-    let version: string | undefined;
-    for (const param of params) {
-      const [key, value = ""] = param.split("=").map((part) => part.trim());
-      if (key === "q") q = Number(value);
-      else if (key === "version") version = value;
-    }
-    if (!Number.isFinite(q)) continue;
-    if (type === "application/openmetrics-text") {
-      if (version === undefined || version === "1.0.0") openMetrics = Math.max(openMetrics, q);
-    } else if (type === "text/plain" || type === "*/*" || type === "text/*") {
-      text = Math.max(text, q);
-    }
-  }
-  return openMetrics > 0 && openMetrics >= text;
+  // Only a scraper that names OpenMetrics gets it (`*/*` alone keeps the registry's format).
+  if (accept === undefined || !/application\/openmetrics-text/i.test(accept)) return false;
+  return new Negotiator({ headers: { accept } }).mediaType(AVAILABLE) === AVAILABLE[0];
 }
 
 /**
@@ -88,16 +85,21 @@ export function metricsHandler(
   options: MetricsHandlerOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const negotiate = options.openMetrics ?? true;
+  const collectTimeoutMs = options.collectTimeoutMs ?? 10_000;
   return (req, res) => {
     const openMetrics = safely(
       "Accept negotiation",
       () => negotiate && prefersOpenMetrics(req.headers.accept),
       false,
     );
-    const rendering = (async () =>
-      openMetrics
-        ? { body: await renderOpenMetrics(registry), type: OPENMETRICS_CONTENT_TYPE }
-        : { body: await registry.metrics(), type: registry.contentType })();
+    const rendering = withTimeout(
+      (async () =>
+        openMetrics
+          ? { body: await renderOpenMetrics(registry), type: OPENMETRICS_CONTENT_TYPE }
+          : { body: await registry.metrics(), type: registry.contentType })(),
+      collectTimeoutMs,
+      "metrics collection",
+    );
     rendering.then(
       ({ body, type }) => {
         // Throws only when the client went away.

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
-import { checkId, hashId, printable } from "../../codec.js";
+import { hashId, printable } from "../../codec.js";
 import { ErrorCode, SessionStoreError } from "../../errors.js";
 import { checkMs, checkTtl } from "../../options.js";
 import type { Logger, SessionStore } from "../../types.js";
@@ -18,7 +18,7 @@ import {
   type SessionServer,
   storeRecord,
 } from "../sessions.js";
-import { mcpMetrics, redisAccessOf, safely } from "../support.js";
+import { isValidId, mcpMetrics, redisAccessOf, safely } from "../support.js";
 import { Adoption, recordBytes } from "./adoption.js";
 import {
   clientFault,
@@ -123,16 +123,6 @@ function invalidOption(option: string, expected: string): never {
       details: { option },
     },
   );
-}
-
-/** Whether `id` is a valid session id (the pattern of `codec.ts`). */
-function isValidId(id: unknown): id is string {
-  try {
-    checkId(id);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Routing state of one request: the id its error answer carries, once the body is read. */

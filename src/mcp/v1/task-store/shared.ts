@@ -5,11 +5,13 @@ import type { Registry } from "prom-client";
 import { hashId } from "../../../codec.js";
 import { ErrorCode, SessionStoreError } from "../../../errors.js";
 import { checkTtl } from "../../../options.js";
+import { isValidId } from "../../support.js";
 
 /** Namespace of tasks created without a session (stateless servers). */
 export const UNBOUND = "~unbound";
 export const TERMINAL = new Set(["completed", "failed", "cancelled"]);
-const TASK_ID = /^[\x21-\x7e]{1,256}$/;
+/** Task ids share a key with the session id: at most 256 characters. */
+const MAX_TASK_ID = 256;
 
 /** Options of the task store and queue. */
 export interface McpTaskStoreOptions {
@@ -50,7 +52,7 @@ export function terminal(taskId: string, status: string, next: string): SessionS
 }
 
 export function checkTaskId(taskId: unknown): string {
-  if (typeof taskId !== "string" || !TASK_ID.test(taskId)) {
+  if (!isValidId(taskId, MAX_TASK_ID)) {
     throw new SessionStoreError(ErrorCode.INVALID_ARGUMENT, "Invalid task id");
   }
   return taskId;
