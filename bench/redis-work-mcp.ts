@@ -1,4 +1,5 @@
 /** Raw HTTP MCP requests of both eras for bench/mcp-redis-work.ts (no SDK client in the way). */
+import { createParser } from "eventsource-parser";
 
 const ACCEPT = "application/json, text/event-stream";
 export const LEGACY_VERSION = "2025-11-25";
@@ -31,25 +32,20 @@ async function post(
   return { status: response.status, text, headers: response.headers };
 }
 
-/** The JSON-RPC result in a JSON or SSE body (the last `data:` line that parses). */
+/** The JSON-RPC result in a JSON or SSE body (the last message that carries one). */
 export function resultOf(text: string): Record<string, unknown> {
-  const candidates = text.trimStart().startsWith("{")
-    ? [text]
-    : text
-        .split("\n")
-        .filter((line) => line.startsWith("data:"))
-        .map((line) => line.slice(5).trim());
-  for (const candidate of candidates.reverse()) {
-    try {
-      const message = JSON.parse(candidate) as {
-        result?: Record<string, unknown>;
-        error?: unknown;
-      };
-      if (message.error !== undefined) throw new Error(`JSON-RPC error: ${candidate}`);
-      if (message.result !== undefined) return message.result;
-    } catch (err) {
-      if (err instanceof Error && err.message.startsWith("JSON-RPC")) throw err;
-    }
+  const messages: string[] = [];
+  if (text.trimStart().startsWith("{")) messages.push(text);
+  else {
+    const parser = createParser({ onEvent: (event) => messages.push(event.data) });
+    parser.feed(text);
+    parser.reset({ consume: true });
+  }
+  for (const raw of messages.reverse()) {
+    if (raw.trim() === "") continue;
+    const message = JSON.parse(raw) as { result?: Record<string, unknown>; error?: unknown };
+    if (message.error !== undefined) throw new Error(`JSON-RPC error: ${raw}`);
+    if (message.result !== undefined) return message.result;
   }
   throw new Error(`no JSON-RPC result in: ${text.slice(0, 300)}`);
 }
