@@ -7,7 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { redisAccessOf } from "../src/mcp/support.js";
 import { type AskingClient, connectAskingClient } from "./fixtures/asking-clients.js";
-import { type InProcess, post, rawInitialize, startInProcess } from "./fixtures/mcp-helpers.js";
+import {
+  type InProcess,
+  post,
+  rawInitialize,
+  type SseEvent,
+  sseEvents,
+  startInProcess,
+} from "./fixtures/mcp-helpers.js";
 import { type RedisNode, startRedis } from "./support/redis.js";
 
 const V = { "mcp-protocol-version": "2025-11-25" };
@@ -24,32 +31,15 @@ async function metric(app: InProcess, name: string, labels = ""): Promise<number
   return sum;
 }
 
-type SseEvent = { id?: string; data: string };
-
 /** Reads SSE events from `reader`, keeping what a chunk holds beyond the event asked for. */
 function eventReader(
   reader: ReadableStreamDefaultReader<Uint8Array>,
 ): (until: (event: SseEvent) => boolean) => Promise<SseEvent> {
-  const decoder = new TextDecoder();
-  let buffer = "";
+  const next = sseEvents(reader);
   return async (until) => {
-    for (;;) {
-      let end = buffer.indexOf("\n\n");
-      while (end >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        end = buffer.indexOf("\n\n");
-        const event: SseEvent = { data: "" };
-        for (const line of block.split("\n")) {
-          if (line.startsWith("id: ")) event.id = line.slice(4);
-          else if (line.startsWith("data: ")) event.data += line.slice(6);
-        }
-        if (until(event)) return event;
-      }
-      const { done, value } = await reader.read();
-      if (done) throw new Error("stream ended");
-      buffer += decoder.decode(value, { stream: true });
-    }
+    const event = await next(until);
+    if (event === undefined) throw new Error("stream ended");
+    return event;
   };
 }
 
