@@ -53,7 +53,15 @@ export function requestIdOf(body: unknown): RpcId {
   return typeof id === "string" || typeof id === "number" ? id : null;
 }
 
-/** The node request's headers as web `Headers`, without the framing of a body already read. */
+/**
+ * The node request's headers as web `Headers`, without the framing of a body already read.
+ *
+ * Not `@hono/node-server`'s `getRequestListener` (what SDK v1's Node transport uses): its
+ * response side writes the SDK's headers with `writeHead`, hop-by-hop ones included, so an
+ * SDK `Connection: keep-alive` would override the server's `Connection: close` while it drains,
+ * and the application could not read the headers back; the request side would wrap a body this
+ * handler has already read and parsed. Bridging is these three functions instead.
+ */
 export function webHeaders(req: IncomingMessage): Headers {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
