@@ -9,6 +9,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   rmSync,
   symlinkSync,
   unlinkSync,
@@ -64,7 +65,12 @@ describe("a subpath whose SDK is not installed", () => {
       if (!emitted) throw new Error(`build failed: ${err.stdout ?? err.message}`);
     });
     cpSync(join(root, "package.json"), join(pkg, "package.json"));
-    for (const dep of ["ioredis", "prom-client", "@opentelemetry/api"]) link(dep);
+    // The package's own dependencies, and its required peer; no SDK unless a case adds one.
+    const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
+      dependencies?: Record<string, string>;
+    };
+    for (const dep of [...Object.keys(manifest.dependencies ?? {}), "@opentelemetry/api"])
+      link(dep);
     writeFileSync(join(dir, "import.mjs"), probe("await import(spec)"));
     writeFileSync(join(dir, "require.cjs"), `(async () => {${probe("require(spec)")}})();`);
   }, 120_000);
