@@ -8,15 +8,15 @@
  *    the commands sent, in order, grouped by round trip. Medians over BENCH_SAMPLES requests.
  *    Kinds: the reference server (2025-era sessions with resumability, its default; 2026-07-28
  *    with Redis services), a 2025-era session adopted by a second instance, and the 2025-era
- *    handler in process with `resumability: false` + `enableJsonResponse: true` (plain JSON).
+ *    handler in process with `enableJsonResponse: true` (plain JSON), resumability off and on.
  * 2. The event stream of one session after 150 tool calls (`XLEN`, `MEMORY USAGE`).
  * 3. Memory per idle session: `MEMORY USAGE` of a session's keys after initialize and after a
  *    few calls, and `used_memory` growth over many sessions; extrapolated to 1M sessions.
- * 4. Redis CPU per request: redis-server's utime+stime (`/proc/<pid>/stat`) during a fixed
+ * 4. Redis CPU per request: redis-server's `used_cpu_user + used_cpu_sys` (`INFO cpu`) during a fixed
  *    autocannon load of tool calls on the reference server (direct to Redis, no relay), minus
  *    its idle CPU; requests/s one Redis core carries = 1 / CPU seconds per request.
  *
- *   node --import tsx bench/mcp-redis-work.ts   # BENCH_SAMPLES=25 BENCH_DURATION=8 BENCH_CONNECTIONS=8
+ *   node --import tsx bench/mcp-redis-work.ts   # BENCH_SAMPLES=25 BENCH_DURATION=6 BENCH_ROUNDS=3 BENCH_CONNECTIONS=8
  *
  * Writes bench/results/<YYYY-MM-DD>/mcp-redis-work-<HHMM>.{json,md}.
  */
@@ -34,7 +34,7 @@ import {
   registerRedisBackedServices,
 } from "../src/mcp/index.js";
 import { buildServer as buildFixtureServer } from "../test/fixtures/mcp-server.js";
-import { type RedisNode, startRedis } from "../test/support/redis.js";
+import { startRedis } from "../test/support/redis.js";
 import { type ServerProcess, startServer } from "../test/support/server.js";
 import { knob } from "./quick.js";
 import {
@@ -50,11 +50,13 @@ import {
   CountingRelay,
   measureWork,
   processCpuSeconds,
+  redisCpuSeconds,
   type WorkCounts,
 } from "./redis-work-probe.js";
 
 const SAMPLES = knob("BENCH_SAMPLES", 25, 8);
-const DURATION = knob("BENCH_DURATION", 8, 3);
+const DURATION = knob("BENCH_DURATION", 6, 3);
+const LOAD_ROUNDS = knob("BENCH_ROUNDS", 3, 1);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const STREAM_CALLS = 150;
 const MEMORY_SESSIONS = knob("BENCH_MEMORY_SESSIONS", 300, 100);
@@ -161,17 +163,20 @@ async function usedMemory(stats: Redis): Promise<number> {
   return Number(/used_memory:(\d+)/.exec(text)?.[1]);
 }
 
-/** The 2025-era handler in this process with plain JSON responses and no event store. */
-async function startPlainJson(redisUrl: string): Promise<{ url: string; close(): Promise<void> }> {
+/** The 2025-era handler in this process with plain JSON responses, with or without the event store. */
+async function startPlainJson(
+  redisUrl: string,
+  resumability: boolean,
+): Promise<{ url: string; close(): Promise<void> }> {
   const services: McpServices = await registerRedisBackedServices(null, {
     redisUrl,
-    prefix: "json:",
+    prefix: resumability ? "json-r:" : "json:",
     fallback: "error",
   });
   const handler = createMcpHttpHandler({
     services,
     createServer: () => buildFixtureServer("json", services),
-    resumability: false,
+    resumability,
     transportOptions: { enableJsonResponse: true },
   });
   const server = http.createServer((req, res) => void handler(req, res));
@@ -202,12 +207,12 @@ interface LoadResult {
 async function load(
   name: string,
   url: string,
-  redis: RedisNode,
+  stats: Redis,
   server: ServerProcess,
   idleCpuPerSecond: number,
   requests: autocannon.Request[],
 ): Promise<LoadResult> {
-  const redisBefore = await processCpuSeconds(redis.pid as number);
+  const redisBefore = await redisCpuSeconds(stats);
   const serverBefore = await processCpuSeconds(server.pid);
   const started = process.hrtime.bigint();
   let rpcErrors = 0;
@@ -226,8 +231,7 @@ async function load(
     ),
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const redisCpu =
-    (await processCpuSeconds(redis.pid as number)) - redisBefore - idleCpuPerSecond * seconds;
+  const redisCpu = (await redisCpuSeconds(stats)) - redisBefore - idleCpuPerSecond * seconds;
   const serverCpu = (await processCpuSeconds(server.pid)) - serverBefore;
   const total = result.requests.total;
   const out: LoadResult = {
@@ -260,7 +264,7 @@ async function main(): Promise<void> {
   const stats = new Redis({ host: redis.host, port: redis.port, lazyConnect: true });
   await stats.connect();
   const servers: ServerProcess[] = [];
-  let plain: { url: string; close(): Promise<void> } | undefined;
+  const plains: Array<{ url: string; close(): Promise<void> }> = [];
   const listeners: Client[] = [];
   try {
     const env = { ...STATE_KEY, REDIS_URL: relayUrl, KEY_PREFIX: "w:" };
@@ -280,8 +284,8 @@ async function main(): Promise<void> {
       ServerProcess,
     ];
     const [A, B, C] = [a.mcpUrl, b.mcpUrl, c.mcpUrl] as [string, string, string];
-    plain = await startPlainJson(relayUrl);
-    const P = plain.url;
+    plains.push(await startPlainJson(relayUrl, false), await startPlainJson(relayUrl, true));
+    const [P, R] = plains.map((p) => p.url) as [string, string];
     // Warm every path once (script loading, connections, JIT).
     for (const url of [A, B]) {
       const id = await initialize(url);
@@ -299,6 +303,9 @@ async function main(): Promise<void> {
     const pid = await initialize(P);
     await initialized(P, pid);
     await legacyCall(P, pid, "echo", { text: "x" });
+    const rid = await initialize(R);
+    await initialized(R, rid);
+    await legacyCall(R, rid, "echo", { text: "x" });
 
     const kinds: KindResult[] = [];
     const kind = (
@@ -357,6 +364,13 @@ async function main(): Promise<void> {
       "createMcpHttpHandler in process",
       async () => async () => {
         await legacyCall(P, pid, "echo", { text: "x" });
+      },
+    );
+    await kind(
+      "tools/call echo (no tool I/O), known session (plain JSON, resumability on)",
+      "createMcpHttpHandler in process",
+      async () => async () => {
+        await legacyCall(R, rid, "echo", { text: "x" });
       },
     );
     // 2026-07-28 on the reference server (Redis services).
@@ -472,11 +486,11 @@ async function main(): Promise<void> {
     console.log(`memory: ${JSON.stringify(memory)}`);
 
     // Redis CPU per request under a fixed load (direct to Redis, no relay).
-    const idleStart = await processCpuSeconds(redis.pid as number);
+    const idleStart = await redisCpuSeconds(stats);
     const idleFrom = process.hrtime.bigint();
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const idleCpuPerSecond =
-      ((await processCpuSeconds(redis.pid as number)) - idleStart) /
+      ((await redisCpuSeconds(stats)) - idleStart) /
       (Number(process.hrtime.bigint() - idleFrom) / 1e9);
     const pool = grown.slice(0, CONNECTIONS);
     let nextSession = 0;
@@ -536,12 +550,12 @@ async function main(): Promise<void> {
       },
     ];
     const loads: LoadResult[] = [];
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < LOAD_ROUNDS; round++) {
       loads.push(
         await load(
           "2025-11-25 tools/call notes_get, known sessions (SSE, resumable)",
           direct.mcpUrl,
-          redis,
+          stats,
           direct,
           idleCpuPerSecond,
           legacyLoad,
@@ -551,7 +565,7 @@ async function main(): Promise<void> {
         await load(
           "2026-07-28 tools/call notes_get with a handle",
           direct.mcpUrl,
-          redis,
+          stats,
           direct,
           idleCpuPerSecond,
           modernLoad,
@@ -621,7 +635,7 @@ async function main(): Promise<void> {
       `- after ${STREAM_CALLS} calls: ${afterCalls.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
       `- plain JSON, resumability off, after initialize and 3 calls: ${plainKeys.map((k) => `${k.key} (${k.type}) ${k.bytes} B`).join("; ")}`,
       "",
-      `## Redis CPU per request (autocannon, ${CONNECTIONS} connections, ${DURATION} s x 2 rounds, medians)`,
+      `## Redis CPU per request (autocannon, ${CONNECTIONS} connections, ${DURATION} s x ${LOAD_ROUNDS} rounds, medians)`,
       "",
       "| load | requests/s | Redis CPU us/request | requests/s per Redis core | server CPU us/request | errors |",
       "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -635,7 +649,7 @@ async function main(): Promise<void> {
     console.log(md);
   } finally {
     for (const listener of listeners) await listener.close().catch(() => {});
-    await plain?.close().catch(() => {});
+    for (const plain of plains) await plain.close().catch(() => {});
     await Promise.all(servers.map((s) => s.stop().catch(() => undefined)));
     stats.disconnect();
     await relay.close();
