@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import { ErrorCode, SessionStoreError } from "../errors.js";
+import { withTimeout } from "../timeout.js";
 import type { Logger } from "../types.js";
 import { type RedisAccess, redisCall, safely } from "./support.js";
 import { type V2Metrics, v2Metrics } from "./v2/metrics.js";
@@ -243,9 +244,9 @@ export class EventBus {
     this.subscriber = undefined;
     if (sub === undefined) return;
     try {
-      await Promise.race([sub.quit(), new Promise((resolve) => setTimeout(resolve, 1000))]);
+      await withTimeout(sub.quit(), 1000);
     } catch {
-      // Already gone: nothing to release.
+      // Already gone, or no answer within 1 s: disconnect() below releases it.
     } finally {
       sub.disconnect();
     }

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from "ioredis";
+import { withTimeout } from "../../timeout.js";
 import type { Logger } from "../../types.js";
 import { type RedisAccess, redisCall } from "../support.js";
 
@@ -164,9 +165,9 @@ export class RedisChannels implements Channels {
     this.listeners.clear();
     this.resubscribed.clear();
     try {
-      await Promise.race([this.subscriber.quit(), new Promise((r) => setTimeout(r, 1000))]);
+      await withTimeout(this.subscriber.quit(), 1000);
     } catch {
-      // Already gone: nothing to release.
+      // Already gone, or no answer within 1 s: disconnect() below releases it.
     } finally {
       this.subscriber.disconnect();
     }

@@ -1,3 +1,4 @@
+import { acceptsAll } from "../http/node-io.js";
 import type { AnswerRouter } from "./answers.js";
 import type { StreamRefusal } from "./standalone.js";
 
@@ -20,7 +21,7 @@ export async function routeAnswers(
 ): Promise<RoutedPost> {
   if (!messages.some(isAnswerLike)) return { messages };
   // The SDK's rule for every POST, checked here because these answers never reach it.
-  if (!(accept?.includes("application/json") && accept.includes("text/event-stream"))) {
+  if (!acceptsAll(accept, ["application/json", "text/event-stream"])) {
     return {
       messages,
       refusal: {

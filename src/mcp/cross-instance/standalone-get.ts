@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parseEventId, STANDALONE_STREAM_ID } from "../event-store.js";
+import { acceptsAll } from "../http/node-io.js";
 import type { StandaloneStreams, StreamRefusal } from "./standalone.js";
 
 /** True when a GET opens or resumes the standalone stream (not a request stream). */
@@ -22,7 +23,7 @@ export async function serveStandalone(
   /** The installed SDK's `SUPPORTED_PROTOCOL_VERSIONS`. */
   supportedVersions: readonly string[],
 ): Promise<StreamRefusal | undefined> {
-  if (!String(req.headers.accept ?? "").includes("text/event-stream")) {
+  if (!acceptsAll(req.headers.accept, ["text/event-stream"])) {
     return {
       status: 406,
       rpcCode: -32000,

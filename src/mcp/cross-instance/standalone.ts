@@ -1,4 +1,5 @@
 import type { ServerResponse } from "node:http";
+import { TimeoutError, withTimeout } from "../../timeout.js";
 import {
   type JSONRPCMessage,
   type McpEventStore,
@@ -161,12 +162,9 @@ export class StandaloneStreams {
   }
 }
 
-function waitFor(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+/** Resolves when `promise` does, or after `ms` at most. */
+async function waitFor(promise: Promise<void>, ms: number): Promise<void> {
+  await withTimeout(promise, ms).catch((err: unknown) => {
+    if (!(err instanceof TimeoutError)) throw err;
+  });
 }

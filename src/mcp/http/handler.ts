@@ -31,6 +31,7 @@ import {
 } from "./errors.js";
 import { StreamFollowers } from "./follow.js";
 import {
+  acceptsAll,
   isJsonContentType,
   pipeResponse,
   readJson,
@@ -410,7 +411,7 @@ export function createSessionfulHandler<
         cursor !== undefined &&
         cursor.streamId !== STANDALONE_STREAM_ID &&
         !eventStore?.isActiveHere(id, cursor.streamId) &&
-        String(req.headers.accept ?? "").includes("text/event-stream")
+        acceptsAll(req.headers.accept, ["text/event-stream"])
       ) {
         await followers.follow(id, lastEventId, res);
         return;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import contentType from "content-type";
+import Negotiator from "negotiator";
 import getRawBody from "raw-body";
 import { HttpError, type RpcId, writeHead } from "./errors.js";
 
@@ -13,6 +14,19 @@ export function isJsonContentType(value: string | undefined): boolean {
     return false;
   }
   return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"));
+}
+
+/**
+ * Whether an `Accept` header accepts every one of `types` (negotiated by `negotiator`: wildcard
+ * ranges count, a `q=0` refuses). The SDK checks the same with substring matches; for the
+ * headers clients send (`application/json, text/event-stream`) both agree.
+ */
+export function acceptsAll(
+  accept: string | string[] | undefined,
+  types: readonly string[],
+): boolean {
+  if (accept === undefined) return false;
+  return new Negotiator({ headers: { accept } }).mediaTypes(types).length === types.length;
 }
 
 /** Reads and parses a JSON body, refusing more than `max` bytes (413, connection closed). */
