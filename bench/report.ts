@@ -157,7 +157,7 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
     const min = r.pair === "memory" ? RATIO_TARGETS.memoryVsMap : RATIO_TARGETS.redisVsIoredis;
     checks.push({
       bench: "store",
-      target: `${r.subject} >= ${min}x ${r.baseline} (concurrency ${r.concurrency})`,
+      target: `${r.subject} >= ${min}x ${r.baseline} (${r.payload === undefined ? "" : `${r.payload} payload, `}concurrency ${r.concurrency})`,
       measured: x2(r.ratio),
       met: r.ratio >= min,
     });
@@ -276,8 +276,8 @@ export function ratioBars(results: BenchResults): RatioBar[] {
   for (const pair of ["memory", "redis"] as const) {
     for (const r of results.store?.results.filter((x) => x.pair === pair) ?? []) {
       bars.push({
-        group: pair === "memory" ? "memory store\nvs Map + JSON" : "Redis store\nvs raw ioredis",
-        label: `c=${r.concurrency}`,
+        group: pair === "memory" ? "memory store\nvs Map + JSON" : `Redis store\nvs ${r.baseline}`,
+        label: `${pair === "memory" && r.payload !== undefined ? `${r.payload} ` : ""}c=${r.concurrency}`,
         ratio: r.ratio,
         target:
           pair === "memory"
