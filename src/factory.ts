@@ -4,6 +4,7 @@ import { type ResolvedOptions, resolveOptions } from "./options.js";
 import { MemorySessionStore } from "./stores/memory.js";
 import { RedisSessionStore } from "./stores/redis.js";
 import { type InstrumentedSessionStore, instrument } from "./telemetry/instrument.js";
+import { withTimeout } from "./timeout.js";
 import type { SessionStore, SessionStoreOptions } from "./types.js";
 
 /** Options that turn instrumentation off: the factories then return the bare store. */
@@ -93,7 +94,6 @@ export async function isRedisAvailable(
   options?: { timeoutMs?: number },
 ): Promise<boolean> {
   let client: Redis | undefined;
-  let timer: NodeJS.Timeout | undefined;
   try {
     const target = url || process.env.REDIS_URL || "redis://localhost:6379";
     const timeoutMs = options?.timeoutMs ?? 1000;
@@ -111,17 +111,10 @@ export async function isRedisAvailable(
     });
     const probe = client.connect().then(() => (client as Redis).ping());
     probe.catch(() => undefined);
-    const answer = await Promise.race([
-      probe,
-      new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), timeoutMs);
-      }),
-    ]);
-    return answer === "PONG";
+    return (await withTimeout(probe, timeoutMs)) === "PONG";
   } catch {
     return false;
   } finally {
-    clearTimeout(timer);
     client?.disconnect();
   }
 }

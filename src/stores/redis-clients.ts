@@ -20,6 +20,9 @@ export function clientOptions(options: ResolvedOptions): RedisOptions {
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
     retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    // `disconnect()` ends the socket and destroys it after this many ms if the server does not
+    // close its side: the watchdog's reconnect must not wait for a frozen server to answer.
+    disconnectTimeout: 20,
   };
 }
 
@@ -29,19 +32,22 @@ export function clientOptions(options: ResolvedOptions): RedisOptions {
  */
 export function isClient(value: unknown): value is Client {
   if (value instanceof Redis || value instanceof Cluster) return true;
-  const candidate = value as Partial<Record<"defineCommand" | "sendCommand", unknown>> | null;
+  const candidate = value as Partial<
+    Record<"defineCommand" | "sendCommand" | "pipeline" | "disconnect", unknown>
+  > | null;
   return (
     typeof candidate === "object" &&
     candidate !== null &&
     typeof candidate.defineCommand === "function" &&
     typeof candidate.sendCommand === "function" &&
-    typeof (candidate as { isCluster?: unknown }).isCluster === "boolean"
+    typeof candidate.pipeline === "function" &&
+    typeof candidate.disconnect === "function"
   );
 }
 
-/** A Cluster client of any ioredis major (`isCluster` is public on both Redis and Cluster). */
+/** A Cluster client of any ioredis major: only a Cluster has `nodes()`. */
 export function isCluster(client: Client): client is Cluster {
-  return client instanceof Cluster || (client as { isCluster?: boolean }).isCluster === true;
+  return client instanceof Cluster || typeof (client as { nodes?: unknown }).nodes === "function";
 }
 
 export function isClusterConfig(value: unknown): value is RedisClusterConfig {

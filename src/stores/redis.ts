@@ -4,6 +4,7 @@ import { decode } from "../codec.js";
 import { ErrorCode, isSessionStoreError, SessionStoreError } from "../errors.js";
 import { RedlockManager, type RedlockNode } from "../locks/redlock.js";
 import { checkRedisUrl, type ResolvedOptions } from "../options.js";
+import { TimeoutError, withTimeout } from "../timeout.js";
 import type { StoreHealth, StoreInternals } from "../types.js";
 import { BaseStore } from "./base.js";
 import { describeFailure } from "./failure-text.js";
@@ -316,18 +317,18 @@ export class RedisSessionStore extends BaseStore {
     this.options.logger.warn(
       `Redis at ${this.target} answered nothing for ${this.options.commandTimeout} ms; reconnecting`,
     );
-    (this.client as Redis & { stream?: { destroy(): void } }).stream?.destroy();
+    // disconnect(true) closes the socket at once and reconnects: the calls in flight reject (the
+    // client does not resend them) instead of waiting for a server that stopped answering.
+    this.client.disconnect(true);
   };
 
   /** Races a call against `timeoutMs` (`budgetMs`: the whole allowance it is part of, for the message). */
   private race<T>(promise: Promise<T>, timeoutMs: number, budgetMs = timeoutMs): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${budgetMs} ms`)), timeoutMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
+    const bounded = withTimeout(promise, timeoutMs);
+    if (budgetMs === timeoutMs) return bounded;
+    return bounded.catch((err: unknown) => {
+      throw err instanceof TimeoutError ? new TimeoutError(budgetMs) : err;
+    });
   }
 
   /** The hot path (get, set): BaseStore counts the call and maps its errors. */

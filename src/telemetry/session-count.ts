@@ -1,4 +1,5 @@
 import type { Gauge } from "prom-client";
+import { withTimeout } from "../timeout.js";
 import type { Backend, StoreInternals } from "../types.js";
 import { reportSwallowed } from "./safely.js";
 
@@ -138,16 +139,5 @@ function countReader(
 
 /** Waits for `promise` (which never rejects) or `ms`, whichever comes first. */
 async function settledWithin(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      promise,
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, ms);
-        timer.unref?.();
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await withTimeout(promise, ms).catch(() => undefined);
 }

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from "ioredis";
 import { ErrorCode, SessionStoreError } from "../../errors.js";
+import { withTimeout } from "../../timeout.js";
 import type { Logger } from "../../types.js";
 import type { NotifyObservers } from "../types.js";
 import type { Keys } from "./keys.js";
@@ -143,20 +144,7 @@ export class NodeSet {
 
   /** `promise`, or a rejection once commandTimeout has passed. */
   bounded<T>(promise: Promise<T>): Promise<T> {
-    const ms = this.options.commandTimeout;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-      promise.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
-    });
+    return withTimeout(promise, this.options.commandTimeout);
   }
 
   private failed(node: NodeState, err: unknown): void {

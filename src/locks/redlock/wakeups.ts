@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from "ioredis";
+import { isCluster } from "../../stores/redis-clients.js";
 import type { NodeSet, NodeState } from "./nodes.js";
 
 type Client = Redis | Cluster;
@@ -49,7 +50,7 @@ export class Wakeups {
     const known = this.subscribers.get(node);
     if (known !== undefined) return known;
     const client = node.client as Client;
-    const subscriber = client.isCluster
+    const subscriber = isCluster(client)
       ? (client as Cluster).duplicate()
       : (client as Redis).duplicate({
           lazyConnect: false,
