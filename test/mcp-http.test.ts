@@ -9,7 +9,7 @@ import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/
 import { CallToolResultSchema, CreateTaskResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ErrorCode, SessionStoreError } from "../src/errors.js";
-import { registerRedisBackedServices } from "../src/mcp/index.js";
+import { createMcpHttpHandler, registerRedisBackedServices } from "../src/mcp/index.js";
 import {
   connectClient,
   INIT,
@@ -443,5 +443,31 @@ describe("registerRedisBackedServices", () => {
     await expect(
       registerRedisBackedServices(null, { forceMemorySessionStore: true, maxEventsPerSession: 0 }),
     ).rejects.toMatchObject({ code: "ERR_INVALID_ARGUMENT" });
+  });
+
+  it("createMcpHttpHandler refuses bad options with SessionStoreError ERR_INVALID_ARGUMENT", async () => {
+    const services = await registerRedisBackedServices(null, { forceMemorySessionStore: true });
+    try {
+      for (const options of [
+        { services, createServer: "not a function" },
+        { services: undefined, createServer: () => new McpServer({ name: "x", version: "1" }) },
+        {
+          services,
+          createServer: () => new McpServer({ name: "x", version: "1" }),
+          maxBodyBytes: -1,
+        },
+      ]) {
+        let thrown: unknown;
+        try {
+          createMcpHttpHandler(options as never);
+        } catch (err) {
+          thrown = err;
+        }
+        expect(thrown).toBeInstanceOf(SessionStoreError);
+        expect(thrown).toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+      }
+    } finally {
+      await services.close();
+    }
   });
 });

@@ -168,14 +168,18 @@ export function createSessionfulHandler<
       const clientId = (auth as { clientId?: unknown } | undefined)?.clientId;
       return typeof clientId === "string" ? clientId : null;
     });
+  // Every option is checked before anything that holds a timer or a connection is built.
+  const maxLocalBytes = checkMs(
+    options.maxLocalSessionBytes ?? 32 * 1024 * 1024,
+    "maxLocalSessionBytes",
+  );
+  const answerTtlMs =
+    options.answerTtlMs === undefined ? undefined : checkMs(options.answerTtlMs, "answerTtlMs");
   const metrics = mcpMetrics(services.registry);
   const transportOptions = options.transportOptions ?? {};
   const local = new LocalSessions({
     maxLocalSessions: options.maxLocalSessions ?? 1000,
-    maxLocalBytes: checkMs(
-      options.maxLocalSessionBytes ?? 32 * 1024 * 1024,
-      "maxLocalSessionBytes",
-    ),
+    maxLocalBytes,
     idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
     metrics,
     onClosed: (session) => eventStore?.forgetLocal(session.id),
@@ -186,9 +190,7 @@ export function createSessionfulHandler<
     events: eventStore,
     registry: services.registry,
     logger,
-    ...(options.answerTtlMs === undefined
-      ? {}
-      : { answerTtlMs: checkMs(options.answerTtlMs, "answerTtlMs") }),
+    ...(answerTtlMs === undefined ? {} : { answerTtlMs }),
     ...(transportOptions.retryInterval === undefined
       ? {}
       : { retryIntervalMs: transportOptions.retryInterval }),
