@@ -42,9 +42,10 @@ import {
   initialize,
   initialized,
   legacyCall,
-  MODERN_META,
+  legacyLoadRequests,
   MODERN_VERSION,
   modernCall,
+  modernLoadRequests,
 } from "./redis-work-mcp.js";
 import {
   CountingRelay,
@@ -256,11 +257,385 @@ function gitCommit(): string {
   }
 }
 
+/** What the measurements run against. */
+interface Setup {
+  relay: CountingRelay;
+  /** A connection straight to Redis, for INFO and MEMORY USAGE. */
+  stats: Redis;
+  /** Reference servers through the relay: A and B share sessions, C has the conformance tools. */
+  A: string;
+  B: string;
+  C: string;
+  /** In process, plain JSON: P without the event store, R with it. */
+  P: string;
+  R: string;
+  /** The reference server straight to Redis, for the memory and load runs. */
+  direct: ServerProcess;
+  listeners: Client[];
+}
+
+/** Every path once (script loading, connections, JIT); returns a session on P and one on R. */
+async function warmUp({ A, B, P, R }: Setup): Promise<{ pid: string; rid: string }> {
+  for (const url of [A, B]) {
+    const id = await initialize(url);
+    await initialized(url, id);
+    await legacyCall(url, id, "notes_put", { key: "k", value: "v" });
+    await legacyCall(url, id, "notes_get", { key: "k" });
+    await legacyCall(url, id, "slow_task", { steps: 1, stepMs: 0 });
+    const nb = await modernCall(url, "notes_put", { key: "k", value: "v" });
+    await modernCall(url, "notes_get", {
+      notebook: (nb.structuredContent as { notebook: string }).notebook,
+      key: "k",
+    });
+    await deleteSession(url, id);
+  }
+  const pid = await initialize(P);
+  await initialized(P, pid);
+  await legacyCall(P, pid, "echo", { text: "x" });
+  const rid = await initialize(R);
+  await initialized(R, rid);
+  await legacyCall(R, rid, "echo", { text: "x" });
+
+  return { pid, rid };
+}
+
+/** Commands and round trips of each request kind. */
+async function countKinds(setup: Setup, pid: string, rid: string): Promise<KindResult[]> {
+  const kinds: KindResult[] = [];
+  const kind: Kind = (name, where, prepare) =>
+    sampleKind(name, where, setup.relay, setup.stats, prepare).then((r) => {
+      kinds.push(r);
+    });
+  await countLegacyKinds(setup, kind, pid, rid);
+  await countModernKinds(setup, kind);
+  return kinds;
+}
+
+/** Samples one request kind: `prepare` sets a request up and returns the request. */
+type Kind = (
+  name: string,
+  where: string,
+  prepare: () => Promise<() => Promise<void>>,
+) => Promise<void>;
+
+/** 2025-era sessions: the reference server (SSE, resumable) and plain JSON in process. */
+async function countLegacyKinds(
+  { A, B, P, R }: Setup,
+  kind: Kind,
+  pid: string,
+  rid: string,
+): Promise<void> {
+  // 2025-era sessions on the reference server (resumability on: SSE responses, event store).
+  const known = await initialize(A);
+  await initialized(A, known);
+  await legacyCall(A, known, "notes_put", { key: "k", value: "x".repeat(64) });
+  await kind("initialize", "reference server, 2025-11-25", async () => async () => {
+    await initialize(A);
+  });
+  await kind("notifications/initialized", "reference server, 2025-11-25", async () => {
+    const id = await initialize(A);
+    return async () => initialized(A, id);
+  });
+  await kind(
+    "tools/call notes_get, known session (SSE, resumable)",
+    "reference server, 2025-11-25",
+    async () => async () => {
+      await legacyCall(A, known, "notes_get", { key: "k" });
+    },
+  );
+  await kind(
+    "tools/call slow_task (no tool I/O), known session (SSE, resumable)",
+    "reference server, 2025-11-25",
+    async () => async () => {
+      await legacyCall(A, known, "slow_task", { steps: 1, stepMs: 0 });
+    },
+  );
+  await kind(
+    "tools/call notes_get, session adopted from another instance (first call there)",
+    "reference server, 2025-11-25",
+    async () => {
+      const id = await initialize(A);
+      await initialized(A, id);
+      return async () => {
+        await legacyCall(B, id, "notes_get", { key: "k" });
+      };
+    },
+  );
+  await kind("DELETE", "reference server, 2025-11-25", async () => {
+    const id = await initialize(A);
+    await initialized(A, id);
+    return async () => deleteSession(A, id);
+  });
+  // The same handler with plain JSON responses and no event store.
+  await kind(
+    "tools/call echo (no tool I/O), known session (plain JSON, resumability off)",
+    "createMcpHttpHandler in process",
+    async () => async () => {
+      await legacyCall(P, pid, "echo", { text: "x" });
+    },
+  );
+  await kind(
+    "tools/call echo (no tool I/O), known session (plain JSON, resumability on)",
+    "createMcpHttpHandler in process",
+    async () => async () => {
+      await legacyCall(R, rid, "echo", { text: "x" });
+    },
+  );
+}
+
+/** 2026-07-28 on the reference server (Redis services): tool calls, a listen event. */
+async function countModernKinds({ A, C, listeners }: Setup, kind: Kind): Promise<void> {
+  const notebook = (
+    (await modernCall(A, "notes_put", { key: "k", value: "x".repeat(64) })).structuredContent as {
+      notebook: string;
+    }
+  ).notebook;
+  await kind(
+    "tools/call notes_get with a notebook handle",
+    "reference server, 2026-07-28",
+    async () => async () => {
+      await modernCall(A, "notes_get", { notebook, key: "k" });
+    },
+  );
+  await kind(
+    "tools/call slow_task (no tool I/O)",
+    "reference server, 2026-07-28",
+    async () => async () => {
+      await modernCall(A, "slow_task", { steps: 1, stepMs: 0 });
+    },
+  );
+  // subscriptions/listen: one stream open on the conformance profile's server, the change
+  // raised by a tool call there; counted: the call that publishes, and the delivery.
+  let changed = 0;
+  const listener = new Client(
+    { name: "redis-work-listen", version: "1.0.0" },
+    { versionNegotiation: { mode: { pin: MODERN_VERSION } } as never },
+  );
+  await listener.connect(new StreamableHTTPClientTransport(new URL(C)));
+  listeners.push(listener);
+  listener.setNotificationHandler("notifications/tools/list_changed", () => {
+    changed += 1;
+  });
+  const subscription = await listener.listen({ toolsListChanged: true });
+  await modernCall(C, "test_trigger_tool_change", {});
+  await waitFor(() => changed >= 1);
+  await kind(
+    "subscriptions/listen: tools/call raising tools/list_changed, delivered to 1 open stream",
+    "reference server, 2026-07-28 (conformance profile)",
+    async () => {
+      const target = changed + 1;
+      return async () => {
+        await modernCall(C, "test_trigger_tool_change", {});
+        await waitFor(() => changed >= target);
+      };
+    },
+  );
+  await subscription.close();
+  await kind(
+    "tools/call raising tools/list_changed, no stream open",
+    "reference server, 2026-07-28 (conformance profile)",
+    async () => async () => {
+      await modernCall(C, "test_trigger_tool_change", {});
+    },
+  );
+}
+
+/** A session's keys after initialize, 3 and 150 calls; used_memory over many sessions. */
+async function measureMemory({ stats, A, P, direct }: Setup) {
+  // The event stream of one session after 150 calls.
+  const streamed = await initialize(A);
+  await initialized(A, streamed);
+  await legacyCall(A, streamed, "notes_put", { key: "k", value: "x".repeat(64) });
+  for (let i = 0; i < STREAM_CALLS - 1; i++) {
+    await legacyCall(A, streamed, "notes_get", { key: "k" });
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const afterCalls = await sessionKeys(stats, streamed);
+  console.log(`keys after ${STREAM_CALLS} calls: ${JSON.stringify(afterCalls)}`);
+
+  // Memory per idle session.
+  const fresh = await initialize(A);
+  await initialized(A, fresh);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const afterInit = await sessionKeys(stats, fresh);
+  await legacyCall(A, fresh, "notes_put", { key: "k", value: "x".repeat(64) });
+  await legacyCall(A, fresh, "notes_get", { key: "k" });
+  await legacyCall(A, fresh, "notes_get", { key: "k" });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const afterThree = await sessionKeys(stats, fresh);
+  const plainId = await initialize(P);
+  await initialized(P, plainId);
+  for (let i = 0; i < 3; i++) await legacyCall(P, plainId, "echo", { text: "x".repeat(64) });
+  const plainKeys = await sessionKeys(stats, plainId);
+  console.log(`keys after initialize: ${JSON.stringify(afterInit)}`);
+  console.log(`keys after 3 calls: ${JSON.stringify(afterThree)}`);
+  const memBefore = await usedMemory(stats);
+  const keysBefore = await stats.dbsize();
+  const grown: string[] = [];
+  for (let i = 0; i < MEMORY_SESSIONS; i++) {
+    const id = await initialize(direct.mcpUrl);
+    await initialized(direct.mcpUrl, id);
+    grown.push(id);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const memInit = await usedMemory(stats);
+  const keysInit = await stats.dbsize();
+  for (const id of grown) {
+    await legacyCall(direct.mcpUrl, id, "notes_put", { key: "k", value: "x".repeat(64) });
+    await legacyCall(direct.mcpUrl, id, "notes_get", { key: "k" });
+    await legacyCall(direct.mcpUrl, id, "notes_get", { key: "k" });
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const memThree = await usedMemory(stats);
+  const memory = {
+    sessions: MEMORY_SESSIONS,
+    keysPerSessionAfterInitialize: (keysInit - keysBefore) / MEMORY_SESSIONS,
+    usedMemoryPerSessionAfterInitialize: (memInit - memBefore) / MEMORY_SESSIONS,
+    usedMemoryPerSessionAfter3Calls: (memThree - memBefore) / MEMORY_SESSIONS,
+    keysOfOneSessionAfterInitialize: afterInit,
+    keysOfOneSessionAfter3Calls: afterThree,
+    keysOfOneSessionAfter150Calls: afterCalls,
+    keysOfOnePlainJsonSessionAfter3Calls: plainKeys,
+  };
+  console.log(`memory: ${JSON.stringify(memory)}`);
+
+  return { memory, grown };
+}
+
+/** Redis CPU per request under a fixed autocannon load (direct to Redis, no relay). */
+async function measureLoads({ stats, direct }: Setup, grown: string[]) {
+  // Redis CPU per request under a fixed load (direct to Redis, no relay).
+  const idleStart = await redisCpuSeconds(stats);
+  const idleFrom = process.hrtime.bigint();
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const idleCpuPerSecond =
+    ((await redisCpuSeconds(stats)) - idleStart) /
+    (Number(process.hrtime.bigint() - idleFrom) / 1e9);
+  const pool = grown.slice(0, CONNECTIONS);
+  const loadNotebook = (
+    (await modernCall(direct.mcpUrl, "notes_put", { key: "k", value: "x".repeat(64) }))
+      .structuredContent as { notebook: string }
+  ).notebook;
+  const legacyLoad = legacyLoadRequests(pool);
+  const modernLoad = modernLoadRequests(loadNotebook);
+  const loads: LoadResult[] = [];
+  for (let round = 0; round < LOAD_ROUNDS; round++) {
+    loads.push(
+      await load(
+        "2025-11-25 tools/call notes_get, known sessions (SSE, resumable)",
+        direct.mcpUrl,
+        stats,
+        direct,
+        idleCpuPerSecond,
+        legacyLoad,
+      ),
+    );
+    loads.push(
+      await load(
+        "2026-07-28 tools/call notes_get with a handle",
+        direct.mcpUrl,
+        stats,
+        direct,
+        idleCpuPerSecond,
+        modernLoad,
+      ),
+    );
+  }
+  const loadRows = [...new Set(loads.map((l) => l.load))].map((name) => {
+    const list = loads.filter((l) => l.load === name);
+    return {
+      load: name,
+      requestsPerSec: median(list.map((l) => l.requestsPerSec)),
+      redisCpuUsPerRequest: median(list.map((l) => l.redisCpuUsPerRequest)),
+      requestsPerRedisCoreSecond: 1e6 / median(list.map((l) => l.redisCpuUsPerRequest)),
+      serverCpuUsPerRequest: median(list.map((l) => l.serverCpuUsPerRequest)),
+      errors: list.reduce((sum, l) => sum + l.errors, 0),
+      rounds: list,
+    };
+  });
+
+  return { loadRows, idleCpuPerSecond };
+}
+
+type Memory = Awaited<ReturnType<typeof measureMemory>>["memory"];
+type LoadRow = Awaited<ReturnType<typeof measureLoads>>["loadRows"][number];
+
+/** Writes bench/results/<date>/mcp-redis-work-<HHMM>.{json,md} and prints the Markdown. */
+async function writeReport(
+  stats: Redis,
+  kinds: KindResult[],
+  memory: Memory,
+  loadRows: LoadRow[],
+  idleCpuPerSecond: number,
+): Promise<void> {
+  const now = new Date();
+  const meta = {
+    date: now.toISOString(),
+    commit: gitCommit(),
+    command: "node --import tsx bench/mcp-redis-work.ts",
+    node: process.version,
+    cpus: os.cpus().length,
+    loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
+    redis: (await stats.info("server")).match(/redis_version:(\S+)/)?.[1],
+    samples: SAMPLES,
+    connections: CONNECTIONS,
+    durationSeconds: DURATION,
+    idleRedisCpuPerSecond: idleCpuPerSecond,
+  };
+  const dir = path.join(import.meta.dirname, "results", meta.date.slice(0, 10));
+  mkdirSync(dir, { recursive: true });
+  const stamp = meta.date.slice(11, 16).replace(":", "");
+  const file = path.join(dir, `mcp-redis-work-${stamp}`);
+  writeFileSync(
+    `${file}.json`,
+    `${JSON.stringify({ ...meta, kinds, memory, loads: loadRows }, null, 2)}\n`,
+  );
+  const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
+  const md = [
+    `## Redis work per MCP request (${meta.date}, commit ${meta.commit}, ${meta.cpus} CPUs, load ${meta.loadAverage.join(" ")}, Redis ${meta.redis}, medians of ${SAMPLES})`,
+    "",
+    "| request | where | commands executed | commands sent | round trips | executed, by command |",
+    "| --- | --- | ---: | ---: | ---: | --- |",
+    ...kinds.map(
+      (k) =>
+        `| ${k.kind} | ${k.path} | ${k.executed} | ${k.sent} | ${k.roundTrips} | ${Object.entries(
+          k.executedByName,
+        )
+          .map(([n, c]) => `${n} ${c}`)
+          .join(", ")} |`,
+    ),
+    "",
+    "Commands sent, by round trip (one sample at the medians; cN = Redis connection N):",
+    "",
+    ...kinds.flatMap((k) => [`- ${k.kind}:`, ...k.example.map((line) => `  - ${line}`)]),
+    "",
+    `## Memory (${MEMORY_SESSIONS} sessions on the reference server)`,
+    "",
+    `- used_memory per session after initialize: ${memory.usedMemoryPerSessionAfterInitialize.toFixed(0)} B (${mb(memory.usedMemoryPerSessionAfterInitialize * 1e6)} MB per 1M sessions), ${memory.keysPerSessionAfterInitialize.toFixed(2)} keys per session`,
+    `- after 3 calls (notes_put, 2 notes_get): ${memory.usedMemoryPerSessionAfter3Calls.toFixed(0)} B (${mb(memory.usedMemoryPerSessionAfter3Calls * 1e6)} MB per 1M sessions)`,
+    `- keys of one session after initialize: ${memory.keysOfOneSessionAfterInitialize.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
+    `- after 3 calls: ${memory.keysOfOneSessionAfter3Calls.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
+    `- after ${STREAM_CALLS} calls: ${memory.keysOfOneSessionAfter150Calls.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
+    `- plain JSON, resumability off, after initialize and 3 calls: ${memory.keysOfOnePlainJsonSessionAfter3Calls.map((k) => `${k.key} (${k.type}) ${k.bytes} B`).join("; ")}`,
+    "",
+    `## Redis CPU per request (autocannon, ${CONNECTIONS} connections, ${DURATION} s x ${LOAD_ROUNDS} rounds, medians)`,
+    "",
+    "| load | requests/s | Redis CPU us/request | requests/s per Redis core | server CPU us/request | errors |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ...loadRows.map(
+      (l) =>
+        `| ${l.load} | ${l.requestsPerSec.toFixed(0)} | ${l.redisCpuUsPerRequest.toFixed(1)} | ${l.requestsPerRedisCoreSecond.toFixed(0)} | ${l.serverCpuUsPerRequest.toFixed(0)} | ${l.errors} |`,
+    ),
+    "",
+  ].join("\n");
+  writeFileSync(`${file}.md`, md);
+  console.log(md);
+}
+
 async function main(): Promise<void> {
   const redis = await startRedis();
   const relay = new CountingRelay(redis.host, redis.port);
-  const relayPort = await relay.listen();
-  const relayUrl = `redis://127.0.0.1:${relayPort}`;
+  const relayUrl = `redis://127.0.0.1:${await relay.listen()}`;
   const stats = new Redis({ host: redis.host, port: redis.port, lazyConnect: true });
   await stats.connect();
   const servers: ServerProcess[] = [];
@@ -283,370 +658,24 @@ async function main(): Promise<void> {
       ServerProcess,
       ServerProcess,
     ];
-    const [A, B, C] = [a.mcpUrl, b.mcpUrl, c.mcpUrl] as [string, string, string];
     plains.push(await startPlainJson(relayUrl, false), await startPlainJson(relayUrl, true));
     const [P, R] = plains.map((p) => p.url) as [string, string];
-    // Warm every path once (script loading, connections, JIT).
-    for (const url of [A, B]) {
-      const id = await initialize(url);
-      await initialized(url, id);
-      await legacyCall(url, id, "notes_put", { key: "k", value: "v" });
-      await legacyCall(url, id, "notes_get", { key: "k" });
-      await legacyCall(url, id, "slow_task", { steps: 1, stepMs: 0 });
-      const nb = await modernCall(url, "notes_put", { key: "k", value: "v" });
-      await modernCall(url, "notes_get", {
-        notebook: (nb.structuredContent as { notebook: string }).notebook,
-        key: "k",
-      });
-      await deleteSession(url, id);
-    }
-    const pid = await initialize(P);
-    await initialized(P, pid);
-    await legacyCall(P, pid, "echo", { text: "x" });
-    const rid = await initialize(R);
-    await initialized(R, rid);
-    await legacyCall(R, rid, "echo", { text: "x" });
-
-    const kinds: KindResult[] = [];
-    const kind = (
-      name: string,
-      where: string,
-      prepare: () => Promise<() => Promise<void>>,
-    ): Promise<void> =>
-      sampleKind(name, where, relay, stats, prepare).then((r) => {
-        kinds.push(r);
-      });
-
-    // 2025-era sessions on the reference server (resumability on: SSE responses, event store).
-    const known = await initialize(A);
-    await initialized(A, known);
-    await legacyCall(A, known, "notes_put", { key: "k", value: "x".repeat(64) });
-    await kind("initialize", "reference server, 2025-11-25", async () => async () => {
-      await initialize(A);
-    });
-    await kind("notifications/initialized", "reference server, 2025-11-25", async () => {
-      const id = await initialize(A);
-      return async () => initialized(A, id);
-    });
-    await kind(
-      "tools/call notes_get, known session (SSE, resumable)",
-      "reference server, 2025-11-25",
-      async () => async () => {
-        await legacyCall(A, known, "notes_get", { key: "k" });
-      },
-    );
-    await kind(
-      "tools/call slow_task (no tool I/O), known session (SSE, resumable)",
-      "reference server, 2025-11-25",
-      async () => async () => {
-        await legacyCall(A, known, "slow_task", { steps: 1, stepMs: 0 });
-      },
-    );
-    await kind(
-      "tools/call notes_get, session adopted from another instance (first call there)",
-      "reference server, 2025-11-25",
-      async () => {
-        const id = await initialize(A);
-        await initialized(A, id);
-        return async () => {
-          await legacyCall(B, id, "notes_get", { key: "k" });
-        };
-      },
-    );
-    await kind("DELETE", "reference server, 2025-11-25", async () => {
-      const id = await initialize(A);
-      await initialized(A, id);
-      return async () => deleteSession(A, id);
-    });
-    // The same handler with plain JSON responses and no event store.
-    await kind(
-      "tools/call echo (no tool I/O), known session (plain JSON, resumability off)",
-      "createMcpHttpHandler in process",
-      async () => async () => {
-        await legacyCall(P, pid, "echo", { text: "x" });
-      },
-    );
-    await kind(
-      "tools/call echo (no tool I/O), known session (plain JSON, resumability on)",
-      "createMcpHttpHandler in process",
-      async () => async () => {
-        await legacyCall(R, rid, "echo", { text: "x" });
-      },
-    );
-    // 2026-07-28 on the reference server (Redis services).
-    const notebook = (
-      (await modernCall(A, "notes_put", { key: "k", value: "x".repeat(64) })).structuredContent as {
-        notebook: string;
-      }
-    ).notebook;
-    await kind(
-      "tools/call notes_get with a notebook handle",
-      "reference server, 2026-07-28",
-      async () => async () => {
-        await modernCall(A, "notes_get", { notebook, key: "k" });
-      },
-    );
-    await kind(
-      "tools/call slow_task (no tool I/O)",
-      "reference server, 2026-07-28",
-      async () => async () => {
-        await modernCall(A, "slow_task", { steps: 1, stepMs: 0 });
-      },
-    );
-    // subscriptions/listen: one stream open on the conformance profile's server, the change
-    // raised by a tool call there; counted: the call that publishes, and the delivery.
-    let changed = 0;
-    const listener = new Client(
-      { name: "redis-work-listen", version: "1.0.0" },
-      { versionNegotiation: { mode: { pin: MODERN_VERSION } } as never },
-    );
-    await listener.connect(new StreamableHTTPClientTransport(new URL(C)));
-    listeners.push(listener);
-    listener.setNotificationHandler("notifications/tools/list_changed", () => {
-      changed += 1;
-    });
-    const subscription = await listener.listen({ toolsListChanged: true });
-    await modernCall(C, "test_trigger_tool_change", {});
-    await waitFor(() => changed >= 1);
-    await kind(
-      "subscriptions/listen: tools/call raising tools/list_changed, delivered to 1 open stream",
-      "reference server, 2026-07-28 (conformance profile)",
-      async () => {
-        const target = changed + 1;
-        return async () => {
-          await modernCall(C, "test_trigger_tool_change", {});
-          await waitFor(() => changed >= target);
-        };
-      },
-    );
-    await subscription.close();
-    await kind(
-      "tools/call raising tools/list_changed, no stream open",
-      "reference server, 2026-07-28 (conformance profile)",
-      async () => async () => {
-        await modernCall(C, "test_trigger_tool_change", {});
-      },
-    );
-
-    // The event stream of one session after 150 calls.
-    const streamed = await initialize(A);
-    await initialized(A, streamed);
-    await legacyCall(A, streamed, "notes_put", { key: "k", value: "x".repeat(64) });
-    for (let i = 0; i < STREAM_CALLS - 1; i++) {
-      await legacyCall(A, streamed, "notes_get", { key: "k" });
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const afterCalls = await sessionKeys(stats, streamed);
-    console.log(`keys after ${STREAM_CALLS} calls: ${JSON.stringify(afterCalls)}`);
-
-    // Memory per idle session.
-    const fresh = await initialize(A);
-    await initialized(A, fresh);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const afterInit = await sessionKeys(stats, fresh);
-    await legacyCall(A, fresh, "notes_put", { key: "k", value: "x".repeat(64) });
-    await legacyCall(A, fresh, "notes_get", { key: "k" });
-    await legacyCall(A, fresh, "notes_get", { key: "k" });
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    const afterThree = await sessionKeys(stats, fresh);
-    const plainId = await initialize(P);
-    await initialized(P, plainId);
-    for (let i = 0; i < 3; i++) await legacyCall(P, plainId, "echo", { text: "x".repeat(64) });
-    const plainKeys = await sessionKeys(stats, plainId);
-    console.log(`keys after initialize: ${JSON.stringify(afterInit)}`);
-    console.log(`keys after 3 calls: ${JSON.stringify(afterThree)}`);
-    const memBefore = await usedMemory(stats);
-    const keysBefore = await stats.dbsize();
-    const grown: string[] = [];
-    for (let i = 0; i < MEMORY_SESSIONS; i++) {
-      const id = await initialize(direct.mcpUrl);
-      await initialized(direct.mcpUrl, id);
-      grown.push(id);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const memInit = await usedMemory(stats);
-    const keysInit = await stats.dbsize();
-    for (const id of grown) {
-      await legacyCall(direct.mcpUrl, id, "notes_put", { key: "k", value: "x".repeat(64) });
-      await legacyCall(direct.mcpUrl, id, "notes_get", { key: "k" });
-      await legacyCall(direct.mcpUrl, id, "notes_get", { key: "k" });
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const memThree = await usedMemory(stats);
-    const memory = {
-      sessions: MEMORY_SESSIONS,
-      keysPerSessionAfterInitialize: (keysInit - keysBefore) / MEMORY_SESSIONS,
-      usedMemoryPerSessionAfterInitialize: (memInit - memBefore) / MEMORY_SESSIONS,
-      usedMemoryPerSessionAfter3Calls: (memThree - memBefore) / MEMORY_SESSIONS,
-      keysOfOneSessionAfterInitialize: afterInit,
-      keysOfOneSessionAfter3Calls: afterThree,
-      keysOfOneSessionAfter150Calls: afterCalls,
-      keysOfOnePlainJsonSessionAfter3Calls: plainKeys,
+    const setup: Setup = {
+      relay,
+      stats,
+      A: a.mcpUrl,
+      B: b.mcpUrl,
+      C: c.mcpUrl,
+      P,
+      R,
+      direct,
+      listeners,
     };
-    console.log(`memory: ${JSON.stringify(memory)}`);
-
-    // Redis CPU per request under a fixed load (direct to Redis, no relay).
-    const idleStart = await redisCpuSeconds(stats);
-    const idleFrom = process.hrtime.bigint();
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    const idleCpuPerSecond =
-      ((await redisCpuSeconds(stats)) - idleStart) /
-      (Number(process.hrtime.bigint() - idleFrom) / 1e9);
-    const pool = grown.slice(0, CONNECTIONS);
-    let nextSession = 0;
-    const headers = {
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-    };
-    const legacyLoad: autocannon.Request[] = [
-      {
-        method: "POST",
-        path: "/mcp",
-        headers,
-        setupRequest: (request: autocannon.Request, context: object) => {
-          const ctx = context as { sessionId?: string };
-          ctx.sessionId ??= pool[nextSession++ % pool.length];
-          return {
-            ...request,
-            headers: {
-              ...request.headers,
-              "mcp-session-id": ctx.sessionId as string,
-              "mcp-protocol-version": "2025-11-25",
-            },
-            body: JSON.stringify({
-              jsonrpc: "2.0",
-              id: 1,
-              method: "tools/call",
-              params: { name: "notes_get", arguments: { key: "k" } },
-            }),
-          };
-        },
-      },
-    ];
-    const loadNotebook = (
-      (await modernCall(direct.mcpUrl, "notes_put", { key: "k", value: "x".repeat(64) }))
-        .structuredContent as { notebook: string }
-    ).notebook;
-    const modernLoad: autocannon.Request[] = [
-      {
-        method: "POST",
-        path: "/mcp",
-        headers: {
-          ...headers,
-          "mcp-protocol-version": MODERN_VERSION,
-          "mcp-method": "tools/call",
-          "mcp-name": "notes_get",
-        },
-        body: JSON.stringify({
-          jsonrpc: "2.0",
-          id: 1,
-          method: "tools/call",
-          params: {
-            name: "notes_get",
-            arguments: { notebook: loadNotebook, key: "k" },
-            _meta: MODERN_META,
-          },
-        }),
-      },
-    ];
-    const loads: LoadResult[] = [];
-    for (let round = 0; round < LOAD_ROUNDS; round++) {
-      loads.push(
-        await load(
-          "2025-11-25 tools/call notes_get, known sessions (SSE, resumable)",
-          direct.mcpUrl,
-          stats,
-          direct,
-          idleCpuPerSecond,
-          legacyLoad,
-        ),
-      );
-      loads.push(
-        await load(
-          "2026-07-28 tools/call notes_get with a handle",
-          direct.mcpUrl,
-          stats,
-          direct,
-          idleCpuPerSecond,
-          modernLoad,
-        ),
-      );
-    }
-    const loadRows = [...new Set(loads.map((l) => l.load))].map((name) => {
-      const list = loads.filter((l) => l.load === name);
-      return {
-        load: name,
-        requestsPerSec: median(list.map((l) => l.requestsPerSec)),
-        redisCpuUsPerRequest: median(list.map((l) => l.redisCpuUsPerRequest)),
-        requestsPerRedisCoreSecond: 1e6 / median(list.map((l) => l.redisCpuUsPerRequest)),
-        serverCpuUsPerRequest: median(list.map((l) => l.serverCpuUsPerRequest)),
-        errors: list.reduce((sum, l) => sum + l.errors, 0),
-        rounds: list,
-      };
-    });
-
-    const now = new Date();
-    const meta = {
-      date: now.toISOString(),
-      commit: gitCommit(),
-      command: "node --import tsx bench/mcp-redis-work.ts",
-      node: process.version,
-      cpus: os.cpus().length,
-      loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
-      redis: (await stats.info("server")).match(/redis_version:(\S+)/)?.[1],
-      samples: SAMPLES,
-      connections: CONNECTIONS,
-      durationSeconds: DURATION,
-      idleRedisCpuPerSecond: idleCpuPerSecond,
-    };
-    const dir = path.join(import.meta.dirname, "results", meta.date.slice(0, 10));
-    mkdirSync(dir, { recursive: true });
-    const stamp = meta.date.slice(11, 16).replace(":", "");
-    const file = path.join(dir, `mcp-redis-work-${stamp}`);
-    writeFileSync(
-      `${file}.json`,
-      `${JSON.stringify({ ...meta, kinds, memory, loads: loadRows }, null, 2)}\n`,
-    );
-    const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
-    const md = [
-      `## Redis work per MCP request (${meta.date}, commit ${meta.commit}, ${meta.cpus} CPUs, load ${meta.loadAverage.join(" ")}, Redis ${meta.redis}, medians of ${SAMPLES})`,
-      "",
-      "| request | where | commands executed | commands sent | round trips | executed, by command |",
-      "| --- | --- | ---: | ---: | ---: | --- |",
-      ...kinds.map(
-        (k) =>
-          `| ${k.kind} | ${k.path} | ${k.executed} | ${k.sent} | ${k.roundTrips} | ${Object.entries(
-            k.executedByName,
-          )
-            .map(([n, c]) => `${n} ${c}`)
-            .join(", ")} |`,
-      ),
-      "",
-      "Commands sent, by round trip (one sample at the medians; cN = Redis connection N):",
-      "",
-      ...kinds.flatMap((k) => [`- ${k.kind}:`, ...k.example.map((line) => `  - ${line}`)]),
-      "",
-      `## Memory (${MEMORY_SESSIONS} sessions on the reference server)`,
-      "",
-      `- used_memory per session after initialize: ${memory.usedMemoryPerSessionAfterInitialize.toFixed(0)} B (${mb(memory.usedMemoryPerSessionAfterInitialize * 1e6)} MB per 1M sessions), ${memory.keysPerSessionAfterInitialize.toFixed(2)} keys per session`,
-      `- after 3 calls (notes_put, 2 notes_get): ${memory.usedMemoryPerSessionAfter3Calls.toFixed(0)} B (${mb(memory.usedMemoryPerSessionAfter3Calls * 1e6)} MB per 1M sessions)`,
-      `- keys of one session after initialize: ${afterInit.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
-      `- after 3 calls: ${afterThree.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
-      `- after ${STREAM_CALLS} calls: ${afterCalls.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
-      `- plain JSON, resumability off, after initialize and 3 calls: ${plainKeys.map((k) => `${k.key} (${k.type}) ${k.bytes} B`).join("; ")}`,
-      "",
-      `## Redis CPU per request (autocannon, ${CONNECTIONS} connections, ${DURATION} s x ${LOAD_ROUNDS} rounds, medians)`,
-      "",
-      "| load | requests/s | Redis CPU us/request | requests/s per Redis core | server CPU us/request | errors |",
-      "| --- | ---: | ---: | ---: | ---: | ---: |",
-      ...loadRows.map(
-        (l) =>
-          `| ${l.load} | ${l.requestsPerSec.toFixed(0)} | ${l.redisCpuUsPerRequest.toFixed(1)} | ${l.requestsPerRedisCoreSecond.toFixed(0)} | ${l.serverCpuUsPerRequest.toFixed(0)} | ${l.errors} |`,
-      ),
-      "",
-    ].join("\n");
-    writeFileSync(`${file}.md`, md);
-    console.log(md);
+    const { pid, rid } = await warmUp(setup);
+    const kinds = await countKinds(setup, pid, rid);
+    const { memory, grown } = await measureMemory(setup);
+    const { loadRows, idleCpuPerSecond } = await measureLoads(setup, grown);
+    await writeReport(stats, kinds, memory, loadRows, idleCpuPerSecond);
   } finally {
     for (const listener of listeners) await listener.close().catch(() => {});
     for (const plain of plains) await plain.close().catch(() => {});

@@ -1,4 +1,5 @@
 /** Raw HTTP MCP requests of both eras for bench/mcp-redis-work.ts (no SDK client in the way). */
+import type autocannon from "autocannon";
 import { createParser } from "eventsource-parser";
 
 const ACCEPT = "application/json, text/event-stream";
@@ -115,4 +116,65 @@ export async function modernCall(
   const result = resultOf(response.text);
   if (result.isError === true) throw new Error(`${name} failed: ${response.text}`);
   return result;
+}
+
+const LOAD_HEADERS = {
+  "content-type": "application/json",
+  accept: ACCEPT,
+};
+
+/** autocannon: 2025-era `notes_get` calls, each connection on one session of `pool`. */
+export function legacyLoadRequests(pool: string[]): autocannon.Request[] {
+  let nextSession = 0;
+  return [
+    {
+      method: "POST",
+      path: "/mcp",
+      headers: LOAD_HEADERS,
+      setupRequest: (request: autocannon.Request, context: object) => {
+        const ctx = context as { sessionId?: string };
+        ctx.sessionId ??= pool[nextSession++ % pool.length];
+        return {
+          ...request,
+          headers: {
+            ...request.headers,
+            "mcp-session-id": ctx.sessionId as string,
+            "mcp-protocol-version": LEGACY_VERSION,
+          },
+          body: JSON.stringify({
+            jsonrpc: "2.0",
+            id: 1,
+            method: "tools/call",
+            params: { name: "notes_get", arguments: { key: "k" } },
+          }),
+        };
+      },
+    },
+  ];
+}
+
+/** autocannon: 2026-07-28 `notes_get` calls on one notebook handle. */
+export function modernLoadRequests(notebook: string): autocannon.Request[] {
+  return [
+    {
+      method: "POST",
+      path: "/mcp",
+      headers: {
+        ...LOAD_HEADERS,
+        "mcp-protocol-version": MODERN_VERSION,
+        "mcp-method": "tools/call",
+        "mcp-name": "notes_get",
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "tools/call",
+        params: {
+          name: "notes_get",
+          arguments: { notebook, key: "k" },
+          _meta: MODERN_META,
+        },
+      }),
+    },
+  ];
 }
