@@ -1,4 +1,5 @@
-import Redis5 from "ioredis5";
+import type { Redis } from "ioredis";
+import { Redis as Redis5 } from "ioredis5";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisSessionStore } from "../src/index.js";
 import { type RedisNode, startRedis } from "./support/redis.js";
@@ -19,7 +20,11 @@ describe("a user-supplied ioredis 5 client", () => {
   });
 
   it("serves sessions, atomic updates and locks, and is left open on disconnect", async () => {
-    const store = await createRedisSessionStore({ redis: client, instrumentation: false });
+    // The `redis` option is typed with this package's ioredis 6; a 5.x client needs a cast.
+    const store = await createRedisSessionStore({
+      redis: client as unknown as Redis,
+      instrumentation: false,
+    });
     expect(store.backend).toBe("redis");
     await store.setSession("s1", { n: 1 }, { ttl: 60 });
     expect(await store.getSession("s1")).toEqual({ n: 1 });

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Cluster, Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import { ErrorCode, SessionStoreError } from "../errors.js";
+import { isCluster } from "../stores/redis-clients.js";
 import { withTimeout } from "../timeout.js";
 import type { Logger } from "../types.js";
 import { type RedisAccess, redisCall, safely } from "./support.js";
@@ -140,7 +141,7 @@ export class EventBus {
     const access = this.options.redis;
     if (access === undefined) return;
     const client = access.client;
-    const cluster = (client as { isCluster?: boolean }).isCluster === true;
+    const cluster = isCluster(client);
     const onMessage = (_channel: string, raw: string) => this.receive(raw);
     const onError = (err: Error) => this.options.logger.info(`event bus: ${err.message}`);
     if (cluster) {
