@@ -557,7 +557,36 @@ async function measureLoads({ stats, direct }: Setup, grown: string[]) {
   return { loadRows, idleCpuPerSecond };
 }
 
-type Memory = Awaited<ReturnType<typeof measureMemory>>["memory"];
+/**
+ * What a stream costs with 2 and with 300 small entries for a few `stream-node-max-bytes`
+ * (Redis preallocates a new node's listpack up to that size), on a scratch key; the setting is
+ * restored after.
+ */
+async function streamNodeBytes(stats: Redis) {
+  const [, original = "4096"] = (await stats.config("GET", "stream-node-max-bytes")) as string[];
+  const rows: Array<{ nodeMaxBytes: number; twoEntries: number; threeHundredEntries: number }> = [];
+  const usage = async () => Number(await stats.call("MEMORY", "USAGE", "scratch", "SAMPLES", "0"));
+  try {
+    for (const nodeMaxBytes of [4096, 1024, 512]) {
+      await stats.config("SET", "stream-node-max-bytes", String(nodeMaxBytes));
+      await stats.del("scratch");
+      const entry = (i: number) => ["s", "stream-1", "m", i % 2 === 0 ? "{}" : "x".repeat(180)];
+      for (let i = 0; i < 2; i++) await stats.xadd("scratch", "*", ...entry(i));
+      const twoEntries = await usage();
+      for (let i = 2; i < 300; i++) await stats.xadd("scratch", "*", ...entry(i));
+      rows.push({ nodeMaxBytes, twoEntries, threeHundredEntries: await usage() });
+    }
+  } finally {
+    await stats.del("scratch");
+    await stats.config("SET", "stream-node-max-bytes", original);
+  }
+  console.log(`stream node bytes: ${JSON.stringify(rows)}`);
+  return rows;
+}
+
+type Memory = Awaited<ReturnType<typeof measureMemory>>["memory"] & {
+  streamNodes: Awaited<ReturnType<typeof streamNodeBytes>>;
+};
 type LoadRow = Awaited<ReturnType<typeof measureLoads>>["loadRows"][number];
 
 /** Writes bench/results/<date>/mcp-redis-work-<HHMM>.{json,md} and prints the Markdown. */
@@ -616,6 +645,7 @@ async function writeReport(
     `- keys of one session after initialize: ${memory.keysOfOneSessionAfterInitialize.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
     `- after 3 calls: ${memory.keysOfOneSessionAfter3Calls.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
     `- after ${STREAM_CALLS} calls: ${memory.keysOfOneSessionAfter150Calls.map((k) => `${k.key} (${k.type}${k.length === undefined ? "" : `, ${k.length} entries`}) ${k.bytes} B`).join("; ")}`,
+    `- a stream of 2 / 300 small entries (180 B payloads) by stream-node-max-bytes: ${memory.streamNodes.map((r) => `${r.nodeMaxBytes}: ${r.twoEntries} / ${r.threeHundredEntries} B`).join("; ")}`,
     `- plain JSON, resumability off, after initialize and 3 calls: ${memory.keysOfOnePlainJsonSessionAfter3Calls.map((k) => `${k.key} (${k.type}) ${k.bytes} B`).join("; ")}`,
     "",
     `## Redis CPU per request (autocannon, ${CONNECTIONS} connections, ${DURATION} s x ${LOAD_ROUNDS} rounds, medians)`,
@@ -675,7 +705,8 @@ async function main(): Promise<void> {
     const kinds = await countKinds(setup, pid, rid);
     const { memory, grown } = await measureMemory(setup);
     const { loadRows, idleCpuPerSecond } = await measureLoads(setup, grown);
-    await writeReport(stats, kinds, memory, loadRows, idleCpuPerSecond);
+    const streamNodes = await streamNodeBytes(stats);
+    await writeReport(stats, kinds, { ...memory, streamNodes }, loadRows, idleCpuPerSecond);
   } finally {
     for (const listener of listeners) await listener.close().catch(() => {});
     for (const plain of plains) await plain.close().catch(() => {});
