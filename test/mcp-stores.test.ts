@@ -83,7 +83,10 @@ describe.each(backends)("event store (%s)", (backend, redis) => {
     expect(got.map(([, m]) => m)).toEqual([note(1), note(2), reply(1)]);
     expect((await replay(s, ids[2] as string)).map(([, m]) => m)).toEqual([reply(1)]);
     const text = await registry.metrics();
-    expect(text).toMatch(/mcp_session_store_mcp_events_stored_total 5/);
+    // The priming event is written nowhere: its id is "the start of its request stream".
+    expect(prime).toMatch(/^stream-1:[0-9a-f]{12}:0-0$/);
+    expect(await s.getStreamIdForEventId(prime)).toBe("stream-1");
+    expect(text).toMatch(/mcp_session_store_mcp_events_stored_total 4/);
     expect(text).toMatch(/mcp_session_store_mcp_events_replayed_total 4/);
   });
 

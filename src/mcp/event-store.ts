@@ -45,12 +45,22 @@ export interface McpEventStoreOptions {
   registry?: Registry;
 }
 
+/** @internal What a writer knows of a session's log when it appends. */
+export interface AppendHint {
+  /** The session is new here (just initialized): its log does not exist yet. */
+  fresh?: boolean;
+  /** Called when the write found no log and had to create it (after it landed). */
+  created?: () => void;
+}
+
 /** Raw entry: [sequence id, stream id, JSON]. */
 type Entry = [xid: string, streamId: string, json: string];
 
 /** @internal Storage of per-session event logs; ids minted by the backend, ordered. */
 export interface EventLog {
-  append(sessionId: string, streamId: string, json: string): Promise<string>;
+  append(sessionId: string, streamId: string, json: string, hint?: AppendHint): Promise<string>;
+  /** Slides the expiry of a session's log, if it has one. */
+  slide(sessionId: string): Promise<void>;
   /** The stream of event `xid`, or undefined if this session has no such event. */
   streamOf(sessionId: string, xid: string): Promise<string | undefined>;
   /** Up to `count` entries strictly after `xid`, oldest first. */
@@ -64,6 +74,11 @@ const TAG = /^[0-9a-f]{12}$/;
 /** Stream ids share a key with the session id: at most 256 characters. */
 const MAX_STREAM_ID = 256;
 const PAGE = 256;
+/**
+ * The sequence id of every priming event: nothing is stored for it. A request stream's id is
+ * new with each request, so "after 0-0" is exactly "from the stream's first message".
+ */
+const PRIMING_XID = "0-0";
 
 /**
  * Splits `<streamId>:<tag>:<xid>`; undefined for anything else (ids come from clients). The tag
@@ -142,12 +157,17 @@ export class McpEventStore {
     tag: string,
     streamId: string,
     message: JSONRPCMessage,
+    hint?: AppendHint,
   ): Promise<string> {
     if (!isValidId(streamId, MAX_STREAM_ID)) {
       throw new SessionStoreError(ErrorCode.INVALID_ARGUMENT, "Invalid stream id");
     }
-    const xid = await this.log.append(sessionId, streamId, JSON.stringify(message));
-    safely(() => this.metrics?.eventsStored.inc());
+    const priming = streamId !== STANDALONE_STREAM_ID && Object.keys(message).length === 0;
+    // A priming event is written nowhere: its id is the start of its (new) request stream.
+    const xid = priming
+      ? PRIMING_XID
+      : await this.log.append(sessionId, streamId, JSON.stringify(message), hint);
+    if (!priming) safely(() => this.metrics?.eventsStored.inc());
     if (streamId !== STANDALONE_STREAM_ID) {
       let streams = this.active.get(sessionId);
       if (isResponse(message)) {
@@ -164,6 +184,14 @@ export class McpEventStore {
     return `${streamId}:${tag}:${xid}`;
   }
 
+  /**
+   * @internal Slides the expiry of a session's event log with the session (the handler calls it
+   * with each touch, in the same round trip), so an event's write is one XADD.
+   */
+  async slide(sessionId: string): Promise<void> {
+    await this.log.slide(sessionId);
+  }
+
   /** @internal True while this process is writing the stream (its request is running here). */
   isActiveHere(sessionId: string, streamId: string): boolean {
     return this.active.get(sessionId)?.has(streamId) ?? false;
@@ -178,6 +206,9 @@ export class McpEventStore {
   async streamOf(sessionId: string, eventId: string): Promise<string | undefined> {
     const parsed = parseEventId(eventId);
     if (parsed === undefined || parsed.tag !== hashId(sessionId)) return undefined;
+    if (parsed.xid === PRIMING_XID && parsed.streamId !== STANDALONE_STREAM_ID) {
+      return parsed.streamId;
+    }
     const streamId = await this.log.streamOf(sessionId, parsed.xid);
     return streamId === parsed.streamId ? streamId : undefined;
   }
@@ -219,6 +250,8 @@ export class McpEventStore {
 /** The SDK `EventStore` of one session (see `McpEventStore.forSession`). */
 export class SessionEventStore implements EventStoreLike {
   private muted = false;
+  /** Opened by `initialize` and nothing stored yet: the first event creates the log at once. */
+  private fresh = false;
   private readonly tag: string;
 
   /** @internal */
@@ -237,9 +270,34 @@ export class SessionEventStore implements EventStoreLike {
     this.muted = muted;
   }
 
+  /** @internal The session was just created: its log does not exist yet. */
+  markFresh(): void {
+    this.fresh = true;
+  }
+
+  /** @internal True while muted (nothing is stored, so nobody is woken). */
+  get isMuted(): boolean {
+    return this.muted;
+  }
+
   async storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
+    return this.storeEventThen(streamId, message);
+  }
+
+  /** @internal `storeEvent`, calling `created` when the write created the session's log. */
+  async storeEventThen(
+    streamId: string,
+    message: JSONRPCMessage,
+    created?: () => void,
+  ): Promise<string> {
     if (this.muted) return `${streamId}:${this.tag}:0-0`;
-    return this.parent.store(this.sessionId, this.tag, streamId, message);
+    const fresh = this.fresh && Object.keys(message).length > 0;
+    const eventId = await this.parent.store(this.sessionId, this.tag, streamId, message, {
+      fresh,
+      ...(created === undefined ? {} : { created }),
+    });
+    if (fresh) this.fresh = false;
+    return eventId;
   }
 
   async getStreamIdForEventId(eventId: string): Promise<string | undefined> {
@@ -264,7 +322,11 @@ export class SessionEventStore implements EventStoreLike {
 // ------------------------------------------------------------------------------------------------
 // Backends
 
-/** Redis: one stream per session, XADD ids, MAXLEN cap, PEXPIRE on every write (one MULTI). */
+/**
+ * Redis: one stream per session, XADD ids, MAXLEN cap. A stream is only ever created together
+ * with its expiry (MULTI XADD PEXPIRE); while it exists an event is one `XADD NOMKSTREAM`, and
+ * its expiry slides with the session (`slide`, sent with the handler's touch).
+ */
 export class RedisEventLog implements EventLog {
   constructor(
     private readonly redis: RedisAccess,
@@ -272,12 +334,36 @@ export class RedisEventLog implements EventLog {
     private readonly maxEvents: number,
   ) {}
 
-  async append(sessionId: string, streamId: string, json: string): Promise<string> {
+  async append(
+    sessionId: string,
+    streamId: string,
+    json: string,
+    hint: AppendHint = {},
+  ): Promise<string> {
     const key = this.redis.key(sessionId, "events");
+    const max = String(this.maxEvents);
+    if (hint.fresh !== true) {
+      const added = await redisCall(this.redis, "XADD", () =>
+        this.redis.client.xadd(
+          key,
+          "NOMKSTREAM",
+          "MAXLEN",
+          "=",
+          max,
+          "*",
+          "s",
+          streamId,
+          "m",
+          json,
+        ),
+      );
+      if (typeof added === "string") return added;
+    }
+    // No stream yet (or it expired): create it with its expiry, in one transaction.
     const result = await redisCall(this.redis, "XADD", () =>
       this.redis.client
         .multi()
-        .xadd(key, "MAXLEN", "=", String(this.maxEvents), "*", "s", streamId, "m", json)
+        .xadd(key, "MAXLEN", "=", max, "*", "s", streamId, "m", json)
         .pexpire(key, this.ttlMs)
         .exec(),
     );
@@ -287,7 +373,13 @@ export class RedisEventLog implements EventLog {
         cause: err,
       });
     }
+    if (hint.fresh !== true) hint.created?.();
     return xid;
+  }
+
+  async slide(sessionId: string): Promise<void> {
+    const key = this.redis.key(sessionId, "events");
+    await redisCall(this.redis, "PEXPIRE", () => this.redis.client.pexpire(key, this.ttlMs));
   }
 
   async streamOf(sessionId: string, xid: string): Promise<string | undefined> {
@@ -363,6 +455,11 @@ export class MemoryEventLog implements EventLog {
       log.entries.splice(0, log.entries.length - this.maxEvents);
     log.expiresAt = now + this.ttlMs;
     return `${ms}-${seq}`;
+  }
+
+  async slide(sessionId: string): Promise<void> {
+    const log = this.live(sessionId);
+    if (log !== undefined) log.expiresAt = Date.now() + this.ttlMs;
   }
 
   private index(log: MemoryLog, xid: string): { at: number; exact: boolean } {

@@ -138,9 +138,20 @@ end
 return n
 `;
 
-/** KEYS[1] record; ARGV ttlMs, writer, seq, floor. Returns 1 if the record exists, 0, or -2 (stale). */
+/**
+ * KEYS[1] record; ARGV ttlMs, writer, seq, floor. Returns 1 if the record exists, 0, or -2 (stale).
+ * The fence of `fence(2, true)` without a tombstone (a touch never creates a record), and no
+ * EXISTS: the fence's HMGET already tells an absent record (every record has `v`), and without a
+ * writer PEXPIRE answers 0 for one. Two Redis calls per touch (it runs on every MCP request).
+ */
 export const TOUCH_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-${fence(2, true)}
+if ARGV[2] then
+  local zf = 'z:' .. ARGV[2]
+  local cur = redis.call('HMGET', KEYS[1], zf, 'v')
+  if not cur[2] then return 0 end
+  local z = tonumber(cur[1] or '0')
+  if tonumber(ARGV[3]) < z then return -2 end
+  if tonumber(ARGV[4]) > z then redis.call('HSET', KEYS[1], zf, ARGV[4]) end
+end
 return redis.call('PEXPIRE', KEYS[1], ARGV[1])
 `;

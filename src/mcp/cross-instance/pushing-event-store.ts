@@ -2,9 +2,14 @@ import type { EventStoreLike, JSONRPCMessage, SessionEventStore } from "../event
 import type { StreamPush } from "./push.js";
 
 /**
- * The event store a session's transport writes to: the session's store, plus a push after each
+ * The event store a session's transport writes to: the session's store, plus a push with each
  * stored message so that the instance writing the stream out (standalone GET, resumed request
- * stream) reads it now. Priming events (empty) wake nobody.
+ * stream) reads it now. Priming events (empty, stored nowhere) and muted writes wake nobody.
+ *
+ * The wake is sent in the same tick as the event's XADD, on the same connection (the data
+ * client; on a Cluster the session's slot): Redis runs the XADD first, so an instance woken
+ * reads the event, and the two share one round trip. When the write had to create the log (a
+ * second command, after the wake), the wake is sent again once it landed.
  */
 export class PushingEventStore implements EventStoreLike {
   constructor(
@@ -13,9 +18,13 @@ export class PushingEventStore implements EventStoreLike {
   ) {}
 
   async storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
-    const eventId = await this.inner.storeEvent(streamId, message);
-    if (Object.keys(message).length > 0) this.push.notify(this.inner.sessionId);
-    return eventId;
+    if (this.inner.isMuted || Object.keys(message).length === 0) {
+      return this.inner.storeEvent(streamId, message);
+    }
+    const sessionId = this.inner.sessionId;
+    const stored = this.inner.storeEventThen(streamId, message, () => this.push.notify(sessionId));
+    this.push.notify(sessionId);
+    return stored;
   }
 
   getStreamIdForEventId(eventId: string): Promise<string | undefined> {

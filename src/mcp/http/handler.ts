@@ -276,6 +276,7 @@ export function createSessionfulHandler<
     let session: LocalSession;
     try {
       session = await adoption.open(id, record.principal, bytes);
+      session.events?.markFresh();
     } catch (err) {
       await store.deleteSession(id).catch(() => false);
       throw err;
@@ -308,14 +309,18 @@ export function createSessionfulHandler<
 
   /** DELETE: ends the session in the store, its events, and on every instance. */
   async function end(id: string, held: LocalSession | undefined, res: ServerResponse) {
-    await store.deleteSession(id);
-    await eventStore?.deleteSession(id).catch((err: unknown) => {
+    // Record, events and the "ended" wake are sent together (one round trip): on one connection
+    // Redis runs them in order, and a failure of the record's delete fails the request.
+    const removed = store.deleteSession(id);
+    const events = eventStore?.deleteSession(id).catch((err: unknown) => {
       logger.warn(
         `Could not delete the events of session ${hashId(id)}: ${printable(String(err))}`,
       );
     });
-    if (held !== undefined) await local.drop(held);
     cross.push.notify(id, "ended");
+    await removed;
+    await events;
+    if (held !== undefined) await local.drop(held);
     res.writeHead(200).end();
   }
 
@@ -375,7 +380,11 @@ export function createSessionfulHandler<
       return;
     }
     // Slides the TTL, and is how a DELETE on another instance is noticed here.
-    if (!(await store.touchSession(id, sessionTtl))) {
+    // The event log's expiry slides with it, in the same round trip (an event is then one XADD).
+    const sliding = eventStore?.slide(id).catch(() => {});
+    const touched = await store.touchSession(id, sessionTtl);
+    await sliding;
+    if (!touched) {
       if (held !== undefined) await local.drop(held);
       throw notFound();
     }
