@@ -5,11 +5,12 @@
  *   Redis ran, including the ones a Lua script calls), minus the probe's own `INFO` calls.
  * - **Writes and round trips**: a TCP relay between the application and Redis sees every byte.
  *   A *write* is one chunk the application sent (ioredis disables Nagle and writes a pipeline or
- *   a MULTI block in one go). A *round trip* is a wave of writes: a write counts as a new round
- *   trip when Redis has answered something since the previous write, so commands sent together
- *   (a pipeline, or independent commands issued in the same tick) are one round trip and a
- *   command that waits for another's reply is a second one. Measured on sequential requests
- *   with nothing else running, this is the number of Redis latencies on the request's path.
+ *   a MULTI block in one go). A *round trip* starts with a command sent while no other command
+ *   is waiting for its reply (on any connection: the relay counts replies); commands sent while
+ *   some are in flight join it. So commands sent together or overlapping (a pipeline,
+ *   independent commands issued concurrently) are one round trip, and a command that waits for
+ *   another's reply is a second one. Measured on sequential requests with nothing else running,
+ *   this is the number of Redis latencies a request costs.
  * - **Commands sent**: the relay also parses the RESP commands the application sends (names,
  *   first key), which tells where each command comes from.
  */
@@ -86,12 +87,52 @@ class RespCommands {
   }
 }
 
+/** Counts complete RESP2 replies in a byte stream (nested arrays count once). */
+class RespReplies {
+  private buffer: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): number {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    let count = 0;
+    for (;;) {
+      const end = this.skip(0);
+      if (end === undefined) break;
+      count++;
+      this.buffer = this.buffer.subarray(end);
+    }
+    return count;
+  }
+
+  /** The offset after the reply at `pos`, or undefined when it is incomplete. */
+  private skip(pos: number): number | undefined {
+    const buf = this.buffer;
+    const at = buf.indexOf("\r\n", pos);
+    if (at < 0) return undefined;
+    const type = String.fromCharCode(buf[pos] ?? 0);
+    const n = Number(buf.toString("latin1", pos + 1, at));
+    let next = at + 2;
+    if (type === "$") {
+      if (n < 0) return next;
+      return buf.length < next + n + 2 ? undefined : next + n + 2;
+    }
+    if (type === "*") {
+      for (let i = 0; i < n; i++) {
+        const after = this.skip(next);
+        if (after === undefined) return undefined;
+        next = after;
+      }
+    }
+    return next;
+  }
+}
+
 /** A TCP relay in front of Redis that counts writes, round trips and the commands sent. */
 export class CountingRelay {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
   private connections = 0;
-  private answeredSinceWrite = true;
+  /** Commands sent and not answered yet, over every connection. */
+  private inFlight = 0;
   writes = 0;
   roundTrips = 0;
   bytesOut = 0;
@@ -118,23 +159,32 @@ export class CountingRelay {
     this.sockets.add(client);
     this.sockets.add(upstream);
     const parser = new RespCommands();
+    const replies = new RespReplies();
+    // This connection's commands still waiting for a reply (pub/sub messages are not replies:
+    // a subscriber has none pending, so they count for nothing).
+    let pending = 0;
     client.on("data", (chunk: Buffer) => {
       this.writes++;
-      if (this.answeredSinceWrite) this.roundTrips++;
-      this.answeredSinceWrite = false;
+      if (this.inFlight === 0) this.roundTrips++;
       this.bytesOut += chunk.length;
       for (const command of parser.push(chunk)) {
         const [name = "", ...args] = command;
         this.sent.push({ name: name.toUpperCase(), args, connection, trip: this.roundTrips });
+        pending++;
+        this.inFlight++;
       }
       upstream.write(chunk);
     });
     upstream.on("data", (chunk: Buffer) => {
-      this.answeredSinceWrite = true;
+      const answered = Math.min(pending, replies.push(chunk));
+      pending -= answered;
+      this.inFlight -= answered;
       this.bytesIn += chunk.length;
       client.write(chunk);
     });
     const close = () => {
+      this.inFlight -= pending;
+      pending = 0;
       client.destroy();
       upstream.destroy();
       this.sockets.delete(client);
@@ -152,7 +202,6 @@ export class CountingRelay {
     this.bytesOut = 0;
     this.bytesIn = 0;
     this.sent = [];
-    this.answeredSinceWrite = true;
   }
 
   async close(): Promise<void> {

@@ -15,12 +15,13 @@ describe("Redis work probe", () => {
   let relay: CountingRelay;
   let app: Redis;
   let stats: Redis;
+  let relayPort: number;
 
   beforeAll(async () => {
     redis = await startRedis();
     relay = new CountingRelay(redis.host, redis.port);
-    const port = await relay.listen();
-    app = new Redis({ host: "127.0.0.1", port, lazyConnect: true });
+    relayPort = await relay.listen();
+    app = new Redis({ host: "127.0.0.1", port: relayPort, lazyConnect: true });
     await app.connect();
     stats = new Redis({ host: redis.host, port: redis.port, lazyConnect: true });
     await stats.connect();
@@ -76,6 +77,32 @@ describe("Redis work probe", () => {
     });
     expect(chained.roundTrips).toBe(3);
     expect(chained.writes).toBe(3);
+  });
+
+  it("commands sent while another is in flight join its round trip", async () => {
+    const other = new Redis({ host: "127.0.0.1", port: relayPort, lazyConnect: true });
+    await other.connect();
+    try {
+      const work = await measureWork(relay, stats, async () => {
+        await Promise.all([
+          app.blpop("empty-list", 0.3),
+          (async () => {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+            await other.get("a");
+            await other.set("b", "1");
+          })(),
+        ]);
+      });
+      expect(work.roundTrips).toBe(1);
+      expect(work.writes).toBe(3);
+      const next = await measureWork(relay, stats, async () => {
+        await other.get("a");
+        await other.get("b");
+      });
+      expect(next.roundTrips).toBe(2);
+    } finally {
+      other.disconnect();
+    }
   });
 
   it("a script's own calls are executed commands, the script one command sent", async () => {
