@@ -64,7 +64,13 @@ const backends: Array<[string, () => RedisAccess | undefined]> = [
 ];
 
 describe.each(backends)("event store (%s)", (backend, redis) => {
-  function make(options: { eventTtl?: number; maxEventsPerSession?: number } = {}) {
+  function make(
+    options: {
+      eventTtl?: number;
+      maxEventsPerSession?: number;
+      maxEventBytesPerSession?: number;
+    } = {},
+  ) {
     prefixNo++;
     const registry = new Registry();
     return { events: createMcpEventStore(redis(), { ...options, registry }), registry };
@@ -133,6 +139,39 @@ describe.each(backends)("event store (%s)", (backend, redis) => {
     expect((await replay(s, ids[2] as string)).map(([, m]) => m)).toEqual([note(4), note(5)]);
     await events.deleteSession("capped");
     expect(await s.getStreamIdForEventId(ids[4] as string)).toBeUndefined();
+  });
+
+  it("caps each session's log in bytes, the newest event always kept", async () => {
+    const size = Buffer.byteLength("st") + Buffer.byteLength(JSON.stringify(note(1)));
+    const { events } = make({ maxEventBytesPerSession: 3 * size });
+    const s = events.forSession("bytes");
+    const ids: string[] = [];
+    for (let i = 1; i <= 5; i++) ids.push(await s.storeEvent("st", note(i)));
+    expect(await s.getStreamIdForEventId(ids[1] as string)).toBeUndefined();
+    expect(await s.getStreamIdForEventId(ids[2] as string)).toBe("st");
+    expect((await replay(s, ids[2] as string)).map(([, m]) => m)).toEqual([note(4), note(5)]);
+    const big = { jsonrpc: "2.0" as const, method: "big", params: { x: "y".repeat(4 * size) } };
+    const last = await s.storeEvent("st", big);
+    expect(await s.getStreamIdForEventId(ids[4] as string)).toBeUndefined();
+    expect(await s.getStreamIdForEventId(last)).toBe("st");
+    // The next event trims the big one: the two together exceed the budget.
+    const next = await s.storeEvent("st", note(6));
+    expect(await s.getStreamIdForEventId(next)).toBe("st");
+    expect(await s.getStreamIdForEventId(last)).toBeUndefined();
+    if (backend === "redis") {
+      expect(await raw.xlen(redis()?.key("bytes", "events") as string)).toBe(1);
+    }
+  });
+
+  it("slides a session's log expiry with slide()", async () => {
+    const { events } = make({ eventTtl: 0.3 });
+    const s = events.forSession("slid");
+    const id = await s.storeEvent("st", note(1));
+    for (let i = 0; i < 4; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      await events.slide("slid");
+    }
+    expect(await s.getStreamIdForEventId(id)).toBe("st");
   });
 
   it("expires a session's events after eventTtl", async () => {

@@ -41,16 +41,13 @@ export interface McpEventStoreOptions {
   eventTtl?: number;
   /** Events kept per session (the oldest are trimmed). @default 1000 */
   maxEventsPerSession?: number;
+  /**
+   * Bytes of messages kept per session (stream ids and JSON; the oldest events are trimmed, the
+   * newest is always kept). @default 1048576 (1 MiB)
+   */
+  maxEventBytesPerSession?: number;
   /** Where the event counters go. */
   registry?: Registry;
-}
-
-/** @internal What a writer knows of a session's log when it appends. */
-export interface AppendHint {
-  /** The session is new here (just initialized): its log does not exist yet. */
-  fresh?: boolean;
-  /** Called when the write found no log and had to create it (after it landed). */
-  created?: () => void;
 }
 
 /** Raw entry: [sequence id, stream id, JSON]. */
@@ -58,7 +55,7 @@ type Entry = [xid: string, streamId: string, json: string];
 
 /** @internal Storage of per-session event logs; ids minted by the backend, ordered. */
 export interface EventLog {
-  append(sessionId: string, streamId: string, json: string, hint?: AppendHint): Promise<string>;
+  append(sessionId: string, streamId: string, json: string): Promise<string>;
   /** Slides the expiry of a session's log, if it has one. */
   slide(sessionId: string): Promise<void>;
   /** The stream of event `xid`, or undefined if this session has no such event. */
@@ -157,7 +154,6 @@ export class McpEventStore {
     tag: string,
     streamId: string,
     message: JSONRPCMessage,
-    hint?: AppendHint,
   ): Promise<string> {
     if (!isValidId(streamId, MAX_STREAM_ID)) {
       throw new SessionStoreError(ErrorCode.INVALID_ARGUMENT, "Invalid stream id");
@@ -166,7 +162,7 @@ export class McpEventStore {
     // A priming event is written nowhere: its id is the start of its (new) request stream.
     const xid = priming
       ? PRIMING_XID
-      : await this.log.append(sessionId, streamId, JSON.stringify(message), hint);
+      : await this.log.append(sessionId, streamId, JSON.stringify(message));
     if (!priming) safely(() => this.metrics?.eventsStored.inc());
     if (streamId !== STANDALONE_STREAM_ID) {
       let streams = this.active.get(sessionId);
@@ -250,8 +246,6 @@ export class McpEventStore {
 /** The SDK `EventStore` of one session (see `McpEventStore.forSession`). */
 export class SessionEventStore implements EventStoreLike {
   private muted = false;
-  /** Opened by `initialize` and nothing stored yet: the first event creates the log at once. */
-  private fresh = false;
   private readonly tag: string;
 
   /** @internal */
@@ -270,34 +264,14 @@ export class SessionEventStore implements EventStoreLike {
     this.muted = muted;
   }
 
-  /** @internal The session was just created: its log does not exist yet. */
-  markFresh(): void {
-    this.fresh = true;
-  }
-
   /** @internal True while muted (nothing is stored, so nobody is woken). */
   get isMuted(): boolean {
     return this.muted;
   }
 
   async storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
-    return this.storeEventThen(streamId, message);
-  }
-
-  /** @internal `storeEvent`, calling `created` when the write created the session's log. */
-  async storeEventThen(
-    streamId: string,
-    message: JSONRPCMessage,
-    created?: () => void,
-  ): Promise<string> {
     if (this.muted) return `${streamId}:${this.tag}:0-0`;
-    const fresh = this.fresh && Object.keys(message).length > 0;
-    const eventId = await this.parent.store(this.sessionId, this.tag, streamId, message, {
-      fresh,
-      ...(created === undefined ? {} : { created }),
-    });
-    if (fresh) this.fresh = false;
-    return eventId;
+    return this.parent.store(this.sessionId, this.tag, streamId, message);
   }
 
   async getStreamIdForEventId(eventId: string): Promise<string | undefined> {
@@ -323,57 +297,92 @@ export class SessionEventStore implements EventStoreLike {
 // Backends
 
 /**
- * Redis: one stream per session, XADD ids, MAXLEN cap. A stream is only ever created together
- * with its expiry (MULTI XADD PEXPIRE); while it exists an event is one `XADD NOMKSTREAM`, and
- * its expiry slides with the session (`slide`, sent with the handler's touch).
+ * Appends one event. KEYS[1] the session's stream; ARGV maxEvents, maxBytes, ttlMs, streamId,
+ * json. Returns the entry id. Each entry carries `b`, the bytes (stream id + JSON) written to the
+ * stream up to and including it, so the bytes held are `b` of the newest minus the start of the
+ * oldest (its `b` less its own size), read without a scan. A stream is only ever created with its
+ * expiry (the PEXPIRE below); later events leave the expiry alone: the handler slides it with the
+ * session's. Past the byte budget, the oldest entries are trimmed (XTRIM MINID) down to the
+ * first that starts within the budget; the newest is always kept. Redis calls per event:
+ * XREVRANGE, XADD, and, while under the budget since the stream was created, nothing else.
+ */
+export const APPEND_SCRIPT = `
+local function sizes(e)
+  local f = e[2]
+  local b, n = 0, 0
+  for i = 1, #f, 2 do
+    if f[i] == 'b' then b = tonumber(f[i + 1]) or 0 else n = n + #f[i + 1] end
+  end
+  return b, n
+end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+local total = #ARGV[4] + #ARGV[5]
+if last then total = total + sizes(last) end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '=', ARGV[1], '*',
+  's', ARGV[4], 'm', ARGV[5], 'b', total)
+if not last then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+local floor = total - tonumber(ARGV[2])
+if floor > 0 then
+  local from = '-'
+  local keep = id
+  local first
+  repeat
+    local page = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 16)
+    local found = false
+    for _, e in ipairs(page) do
+      first = first or e[1]
+      local b, n = sizes(e)
+      if b - n >= floor or e[1] == id then
+        keep = e[1]
+        found = true
+        break
+      end
+      from = '(' .. e[1]
+    end
+  until found or #page < 16
+  if keep ~= first then redis.call('XTRIM', KEYS[1], 'MINID', keep) end
+end
+return id
+`;
+
+type AppendClient = RedisAccess["client"] & {
+  mssEventAppend(
+    key: string,
+    maxEvents: number,
+    maxBytes: number,
+    ttlMs: number,
+    streamId: string,
+    json: string,
+  ): Promise<string>;
+};
+
+/**
+ * Redis: one stream per session, XADD ids, a cap in entries (MAXLEN) and in bytes, one script
+ * per event (`APPEND_SCRIPT`). The stream's expiry is set when it is created and slides with the
+ * session (`slide`, sent with the handler's touch).
  */
 export class RedisEventLog implements EventLog {
   constructor(
     private readonly redis: RedisAccess,
     private readonly ttlMs: number,
     private readonly maxEvents: number,
-  ) {}
+    private readonly maxBytes: number,
+  ) {
+    const defined = (redis.client as unknown as { mssEventAppend?: unknown }).mssEventAppend;
+    if (typeof defined !== "function") {
+      redis.client.defineCommand("mssEventAppend", { numberOfKeys: 1, lua: APPEND_SCRIPT });
+    }
+  }
 
-  async append(
-    sessionId: string,
-    streamId: string,
-    json: string,
-    hint: AppendHint = {},
-  ): Promise<string> {
+  async append(sessionId: string, streamId: string, json: string): Promise<string> {
     const key = this.redis.key(sessionId, "events");
-    const max = String(this.maxEvents);
-    if (hint.fresh !== true) {
-      const added = await redisCall(this.redis, "XADD", () =>
-        this.redis.client.xadd(
-          key,
-          "NOMKSTREAM",
-          "MAXLEN",
-          "=",
-          max,
-          "*",
-          "s",
-          streamId,
-          "m",
-          json,
-        ),
-      );
-      if (typeof added === "string") return added;
-    }
-    // No stream yet (or it expired): create it with its expiry, in one transaction.
-    const result = await redisCall(this.redis, "XADD", () =>
-      this.redis.client
-        .multi()
-        .xadd(key, "MAXLEN", "=", max, "*", "s", streamId, "m", json)
-        .pexpire(key, this.ttlMs)
-        .exec(),
+    const client = this.redis.client as AppendClient;
+    const xid = await redisCall(this.redis, "XADD", () =>
+      client.mssEventAppend(key, this.maxEvents, this.maxBytes, this.ttlMs, streamId, json),
     );
-    const [err, xid] = result?.[0] ?? [new Error("empty MULTI reply"), null];
-    if (err !== null || typeof xid !== "string") {
-      throw new SessionStoreError(ErrorCode.BACKEND_UNAVAILABLE, "Redis XADD failed", {
-        cause: err,
-      });
+    if (typeof xid !== "string") {
+      throw new SessionStoreError(ErrorCode.BACKEND_UNAVAILABLE, "Redis XADD failed");
     }
-    if (hint.fresh !== true) hint.created?.();
     return xid;
   }
 
@@ -415,7 +424,9 @@ function field(fields: string[], name: string): string | undefined {
 }
 
 interface MemoryLog {
-  entries: Array<{ ms: number; seq: number; streamId: string; json: string }>;
+  entries: Array<{ ms: number; seq: number; streamId: string; json: string; size: number }>;
+  /** Sum of the entries' sizes (UTF-8 bytes of stream id and JSON, as Redis counts them). */
+  bytes: number;
   expiresAt: number;
 }
 
@@ -427,6 +438,7 @@ export class MemoryEventLog implements EventLog {
   constructor(
     private readonly ttlMs: number,
     private readonly maxEvents: number,
+    private readonly maxBytes: number,
   ) {}
 
   private live(sessionId: string, now = Date.now()): MemoryLog | undefined {
@@ -443,16 +455,26 @@ export class MemoryEventLog implements EventLog {
     if (++this.writes % 1024 === 0) this.sweep(now);
     let log = this.live(sessionId, now);
     if (log === undefined) {
-      log = { entries: [], expiresAt: 0 };
+      log = { entries: [], bytes: 0, expiresAt: 0 };
       this.logs.set(sessionId, log);
     }
     const last = log.entries[log.entries.length - 1];
     // Same rule as XADD *: never go backwards, bump the sequence within one millisecond.
     const ms = last === undefined ? now : Math.max(now, last.ms);
     const seq = last !== undefined && last.ms === ms ? last.seq + 1 : 0;
-    log.entries.push({ ms, seq, streamId, json });
-    if (log.entries.length > this.maxEvents)
-      log.entries.splice(0, log.entries.length - this.maxEvents);
+    const size = Buffer.byteLength(streamId) + Buffer.byteLength(json);
+    log.entries.push({ ms, seq, streamId, json, size });
+    log.bytes += size;
+    // Same caps as Redis: entries, then bytes (the newest always kept).
+    let drop = Math.max(0, log.entries.length - this.maxEvents);
+    let bytes = log.bytes;
+    for (let i = 0; i < drop; i++) bytes -= (log.entries[i] as MemoryLog["entries"][number]).size;
+    while (bytes > this.maxBytes && drop < log.entries.length - 1) {
+      bytes -= (log.entries[drop] as MemoryLog["entries"][number]).size;
+      drop++;
+    }
+    if (drop > 0) log.entries.splice(0, drop);
+    log.bytes = bytes;
     log.expiresAt = now + this.ttlMs;
     return `${ms}-${seq}`;
   }
@@ -522,8 +544,16 @@ export function createMcpEventStore(
       { details: { option: "maxEventsPerSession" } },
     );
   }
+  const bytes = options.maxEventBytesPerSession ?? 1_048_576;
+  if (!Number.isInteger(bytes) || bytes < 1) {
+    throw new SessionStoreError(
+      ErrorCode.INVALID_ARGUMENT,
+      `Invalid option "maxEventBytesPerSession": expected an integer >= 1, got ${String(bytes)}`,
+      { details: { option: "maxEventBytesPerSession" } },
+    );
+  }
   const ttlMs = Math.ceil(ttl * 1000);
   return redis === undefined
-    ? new McpEventStore(new MemoryEventLog(ttlMs, max), "memory", options.registry)
-    : new McpEventStore(new RedisEventLog(redis, ttlMs, max), "redis", options.registry);
+    ? new McpEventStore(new MemoryEventLog(ttlMs, max, bytes), "memory", options.registry)
+    : new McpEventStore(new RedisEventLog(redis, ttlMs, max, bytes), "redis", options.registry);
 }

@@ -8,8 +8,7 @@ import type { StreamPush } from "./push.js";
  *
  * The wake is sent in the same tick as the event's XADD, on the same connection (the data
  * client; on a Cluster the session's slot): Redis runs the XADD first, so an instance woken
- * reads the event, and the two share one round trip. When the write had to create the log (a
- * second command, after the wake), the wake is sent again once it landed.
+ * reads the event, and the two share one round trip.
  */
 export class PushingEventStore implements EventStoreLike {
   constructor(
@@ -22,7 +21,7 @@ export class PushingEventStore implements EventStoreLike {
       return this.inner.storeEvent(streamId, message);
     }
     const sessionId = this.inner.sessionId;
-    const stored = this.inner.storeEventThen(streamId, message, () => this.push.notify(sessionId));
+    const stored = this.inner.storeEvent(streamId, message);
     this.push.notify(sessionId);
     return stored;
   }

@@ -276,7 +276,6 @@ export function createSessionfulHandler<
     let session: LocalSession;
     try {
       session = await adoption.open(id, record.principal, bytes);
-      session.events?.markFresh();
     } catch (err) {
       await store.deleteSession(id).catch(() => false);
       throw err;
