@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { createMemorySessionStore, instrument } from "../src/index.js";
 import { mcpMetrics } from "../src/mcp/support.js";
+import { registerRedisBackedServices } from "../src/mcp/v2/index.js";
 import { httpRequestCounter } from "../src/server/http-metrics.js";
 import {
   baseMetricName,
@@ -28,7 +29,14 @@ const dashboard = loadDashboard();
 const panels = dashboardPanels(dashboard);
 const ALLOWED_TYPES = new Set(["timeseries", "stat", "heatmap", "bargauge", "table"]);
 const REQUIRED_VARIABLES = ["datasource", "job", "instance", "backend", "operation"];
-const ROWS = ["Overview", "Operations", "Locks", "MCP sessions", "Node.js runtime"];
+const ROWS = [
+  "Overview",
+  "Operations",
+  "Locks",
+  "MCP sessions",
+  "MCP 2026-07-28",
+  "Node.js runtime",
+];
 
 /** What a process serving the library's metrics exposes, read from a real registry. */
 async function exportedMetricTypes(): Promise<Map<string, string>> {
@@ -39,7 +47,17 @@ async function exportedMetricTypes(): Promise<Map<string, string>> {
     // The reference server's HTTP answers (its dashboard panel reads them).
     httpRequestCounter(registry);
     collectDefaultMetrics({ register: registry });
-    return metricTypesFromExposition(await registry.metrics());
+    // The protocol 2026-07-28 services: bus, handles, request states, tasks.
+    const v2 = await registerRedisBackedServices({
+      sessionStore: store,
+      registry,
+      requestStates: { keys: { current: "dashboard-test-key-0123456789abcdefghij" } },
+    });
+    try {
+      return metricTypesFromExposition(await registry.metrics());
+    } finally {
+      await v2.close();
+    }
   } finally {
     await store.disconnect();
   }

@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import {
@@ -202,6 +203,49 @@ function structured(response: JsonRpcMessage): Record<string, unknown> {
   return JSON.parse(toolResultText(response) ?? "null") as Record<string, unknown>;
 }
 
+/** One protocol 2026-07-28 request: no session, the `_meta` envelope (tasks extension declared). */
+async function modernCall(
+  url: string,
+  method: string,
+  params: Record<string, unknown>,
+  signal: AbortSignal,
+): Promise<JsonRpcMessage> {
+  const id = nextId++;
+  const name = typeof params.name === "string" ? params.name : params.taskId;
+  const res = await fetch(url, {
+    method: "POST",
+    headers: {
+      ...mcpHeaders({ protocolVersion: "2026-07-28" }),
+      "Mcp-Method": method,
+      ...(typeof name === "string" ? { "Mcp-Name": name } : {}),
+    },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id,
+      method,
+      params: {
+        ...params,
+        _meta: {
+          "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+          "io.modelcontextprotocol/clientInfo": { name: "ops-prometheus", version: "1.0.0" },
+          "io.modelcontextprotocol/clientCapabilities": {
+            elicitation: { form: {} },
+            extensions: { "io.modelcontextprotocol/tasks": {} },
+          },
+        },
+      },
+    }),
+    signal,
+  });
+  const text = await res.text();
+  const response = findResponse(
+    parseMcpResponse(res.headers.get("content-type") ?? undefined, text),
+    id,
+  );
+  if (response === undefined) throw new Error(`${method}: HTTP ${res.status}, no response`);
+  return response;
+}
+
 async function deleteSession(url: string, session: McpSession, signal: AbortSignal) {
   const res = await fetch(url, { method: "DELETE", headers: mcpHeaders(session), signal });
   await res.text();
@@ -222,6 +266,8 @@ interface LoadStats {
   rebuiltReads: number;
   replays: number;
   tasks: number;
+  /** Protocol 2026-07-28 flows completed (handles, multi round-trip, a task, across instances). */
+  modernFlows: number;
   increments: number;
   payloadRefusals: number;
   lockTimeouts: number;
@@ -237,6 +283,7 @@ class Load {
     rebuiltReads: 0,
     replays: 0,
     tasks: 0,
+    modernFlows: 0,
     increments: 0,
     payloadRefusals: 0,
     lockTimeouts: 0,
@@ -280,9 +327,13 @@ class Load {
   }
 
   /** Starts every worker; returns at once. */
-  start(options: { flows: number; contenders: number }): void {
+  start(options: { flows: number; contenders: number; modern?: number }): void {
     for (let w = 0; w < options.flows; w++) {
       this.spawn("session flow", () => this.sessionFlow(this.flowsStarted++));
+    }
+    for (let w = 0; w < (options.modern ?? 0); w++) {
+      let n = w;
+      this.spawn("2026-07-28 flow", () => this.modernFlow(n++));
     }
     for (let w = 0; w < options.contenders; w++) this.contender(w);
     this.payloadFault();
@@ -385,6 +436,52 @@ class Load {
     this.stats.sessions++;
   }
 
+  /**
+   * Protocol 2026-07-28 across both instances, no session: a counter and a notebook handle made
+   * on one instance and used on the other; a multi round-trip call confirmed on the other, then
+   * its confirmation replayed (refused); a task created on one and polled on the other.
+   */
+  private async modernFlow(n: number): Promise<void> {
+    const [home, away] = n % 2 === 0 ? this.urls : [this.urls[1], this.urls[0]];
+    const call = async (url: string, name: string, params: Record<string, unknown>) =>
+      modernCall(url, "tools/call", { name, ...params }, this.signal());
+    const counter = structured(await call(home, "counter_increment", { arguments: {} }))
+      .counter as string;
+    const again = structured(await call(away, "counter_increment", { arguments: { counter } }));
+    if (again.value !== 2)
+      throw new Error(`counter handle on the other instance: ${JSON.stringify(again)}`);
+    const notebook = structured(
+      await call(home, "notes_put", { arguments: { key: "k", value: `v${n}` } }),
+    ).notebook as string;
+    const read = structured(await call(away, "notes_get", { arguments: { notebook, key: "k" } }));
+    if (read.value !== `v${n}`)
+      throw new Error(`notebook on the other instance: ${JSON.stringify(read)}`);
+
+    const round1 = await call(home, "confirm_charge", { arguments: { amount: 1 } });
+    const round2 = {
+      arguments: { amount: 1 },
+      requestState: (round1.result as { requestState?: unknown } | undefined)?.requestState,
+      inputResponses: { confirm: { action: "accept", content: { ok: true } } },
+    };
+    const charged = await call(away, "confirm_charge", round2);
+    if (structured(charged).charged !== 1) throw new Error("confirm_charge: not charged");
+    const replay = await call(home, "confirm_charge", round2);
+    if (replay.error?.code !== -32602) throw new Error("confirm_charge: replay not refused");
+
+    const created = await call(home, "slow_task_async", { arguments: { steps: 2, stepMs: 5 } });
+    const taskId = (created.result as { taskId?: unknown } | undefined)?.taskId;
+    if (typeof taskId !== "string") throw new Error("slow_task_async: no task");
+    let status = "";
+    const deadline = Date.now() + 10_000;
+    while (status !== "completed" && Date.now() < deadline && !this.stopped) {
+      const got = await modernCall(away, "tasks/get", { taskId }, this.signal());
+      status = String((got.result as { status?: unknown } | undefined)?.status);
+      if (status !== "completed") await delay(20);
+    }
+    if (status !== "completed") throw new Error(`2026-07-28 task still ${status}`);
+    this.stats.modernFlows++;
+  }
+
   private async increment(url: string, session: McpSession): Promise<void> {
     const { response } = await callTool(
       url,
@@ -469,6 +566,26 @@ class Load {
     } finally {
       await lock.release();
     }
+  }
+
+  /**
+   * Foreign messages on the event bus's Redis channel: every instance drops them (counted by
+   * reason, never thrown into a listener).
+   */
+  busFault(redisUrl: string, channel: string): void {
+    const publisher = new Redis(redisUrl, { lazyConnect: true });
+    this.spawn("bus fault", async () => {
+      await publisher.publish(channel, "not an event of ours");
+      await delay(250, undefined, { signal: this.stop.signal }).catch(() => undefined);
+    });
+    this.loops.push(
+      new Promise<void>((resolve) => {
+        this.stop.signal.addEventListener("abort", () => {
+          publisher.disconnect();
+          resolve();
+        });
+      }),
+    );
   }
 
   async close(): Promise<void> {
@@ -559,6 +676,8 @@ const FROM_FIXTURE: Record<string, string> = {
 const MAY_BE_ZERO: Record<string, string> = {
   "Locks held": "a gauge: the counter's lock is held for two Redis round trips, rarely at a scrape",
   "Lock waiters and holders": "gauges, sampled at scrapes like Locks held",
+  "Bus events dropped and lost":
+    "lost counts gaps in another process's sequence (a Redis outage between publish and delivery): none in this run; dropped is required below",
   "Transports evicted":
     "the server evicts an idle transport after 5 min or past 1000 local transports; its description says Empty",
 };
@@ -596,6 +715,8 @@ describe("dashboard and alerts against a real Prometheus scraping the reference 
       OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
       OTEL_TRACES_SAMPLER: "traceidratio",
       OTEL_TRACES_SAMPLER_ARG: "0.2",
+      // Multi round-trip states minted on one server verify on the other.
+      REQUEST_STATE_KEY: "ops-prometheus-request-state-key-0123456789",
     };
     servers = [await startServer({ env }), await startServer({ env })];
     fixture = await startFixture({ REDIS_URL: data.url, LOCK_NODES: lockUrls.join(",") });
@@ -637,7 +758,8 @@ describe("dashboard and alerts against a real Prometheus scraping the reference 
     });
     loadStart = Math.floor(Date.now() / 1000) - 1;
     load = new Load([a.mcpUrl, b.mcpUrl]);
-    load.start({ flows: 4, contenders: 4 });
+    load.start({ flows: 4, contenders: 4, modern: 2 });
+    load.busFault(data.url, `${KEY_PREFIX}bus`);
     faults = load.lockTimeouts(holder);
     // One Redlock node of three goes down: locks keep their quorum, node errors get counted.
     const dead = lockNodes[2] as RedisNode;
@@ -720,6 +842,15 @@ describe("dashboard and alerts against a real Prometheus scraping the reference 
       { title: "Redlock node errors", refId: "A", label: "node", values: [killedNode] },
       { title: "Tasks by status", refId: "A", label: "status", values: ["working"] },
       { title: "Tasks by status", refId: "B", label: "status", values: ["completed"] },
+      { title: "Bus events dropped and lost", refId: "A", label: "reason", values: ["malformed"] },
+      { title: "Bus events per second", refId: "B", label: "kind", values: ["task_status"] },
+      { title: "Request states consumed", refId: "A", label: "outcome", values: ["ok", "replay"] },
+      {
+        title: "Task transitions (tasks extension)",
+        refId: "A",
+        label: "status",
+        values: ["working", "completed"],
+      },
     ];
 
     const evaluate = async (): Promise<string[]> => {
@@ -768,6 +899,7 @@ describe("dashboard and alerts against a real Prometheus scraping the reference 
     expect(stats.sessions).toBeGreaterThan(0);
     expect(stats.replays).toBeGreaterThan(0);
     expect(stats.tasks).toBeGreaterThan(0);
+    expect(stats.modernFlows).toBeGreaterThan(0);
     expect(stats.payloadRefusals).toBeGreaterThan(0);
     expect(stats.lockTimeouts).toBe(4);
     // Mutual exclusion held across both instances with a lock node down: no value twice, and
