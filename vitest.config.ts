@@ -18,6 +18,7 @@ const ops = [
   "test/ops-*.test.ts",
   "test/server*.test.ts",
   "test/conformance-mcp*.test.ts",
+  "test/conformance-2026*.test.ts",
   "test/package*.test.ts",
   "test/mcp-v2-guard*.test.ts",
 ];
