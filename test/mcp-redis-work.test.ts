@@ -216,6 +216,33 @@ describe("Redis work per 2025-era MCP request", () => {
     expect(deleted.roundTrips, deleted.names.join(" | ")).toBe(1);
   });
 
+  it("publishes an event's wake-up only while an instance follows the session", async () => {
+    const id = await initialize(A.url);
+    await initialized(A.url, id);
+    const quiet = await measureWork(relay, stats, () => echo(A.url, id), 40);
+    expect(quiet.executed.publish ?? 0).toBe(0);
+    // B holds the session's standalone GET stream: it marks the session followed.
+    const abort = new AbortController();
+    const get = await fetch(B.url, {
+      headers: { ...HEADERS, accept: "text/event-stream", "mcp-session-id": id },
+      signal: abort.signal,
+    });
+    expect(get.status).toBe(200);
+    try {
+      await expect
+        .poll(async () => (await stats.exists(`work:{${id}}:followed`)) === 1, { timeout: 3000 })
+        .toBe(true);
+      const followed = await measureWork(relay, stats, () => echo(A.url, id), 40);
+      expect(followed.executed.publish ?? 0).toBe(1);
+      // The call's 2 round trips, and B's read of the log once woken.
+      expect(followed.roundTrips).toBeLessThanOrEqual(3);
+      expect(followed.sent.some((c) => c.name === "XRANGE")).toBe(true);
+    } finally {
+      abort.abort();
+      await get.body?.cancel().catch(() => {});
+    }
+  });
+
   it("stores no priming event: a session's stream holds only what a client can be sent", async () => {
     const id = await initialize(A.url);
     await initialized(A.url, id);

@@ -55,7 +55,8 @@ type Entry = [xid: string, streamId: string, json: string];
 
 /** @internal Storage of per-session event logs; ids minted by the backend, ordered. */
 export interface EventLog {
-  append(sessionId: string, streamId: string, json: string): Promise<string>;
+  /** `wake`: what to publish on the session's push channel if an instance follows it. */
+  append(sessionId: string, streamId: string, json: string, wake?: string): Promise<string>;
   /** Slides the expiry of a session's log, if it has one. */
   slide(sessionId: string): Promise<void>;
   /** The stream of event `xid`, or undefined if this session has no such event. */
@@ -154,6 +155,7 @@ export class McpEventStore {
     tag: string,
     streamId: string,
     message: JSONRPCMessage,
+    wake?: string,
   ): Promise<string> {
     if (!isValidId(streamId, MAX_STREAM_ID)) {
       throw new SessionStoreError(ErrorCode.INVALID_ARGUMENT, "Invalid stream id");
@@ -162,7 +164,7 @@ export class McpEventStore {
     // A priming event is written nowhere: its id is the start of its (new) request stream.
     const xid = priming
       ? PRIMING_XID
-      : await this.log.append(sessionId, streamId, JSON.stringify(message));
+      : await this.log.append(sessionId, streamId, JSON.stringify(message), wake);
     if (!priming) safely(() => this.metrics?.eventsStored.inc());
     if (streamId !== STANDALONE_STREAM_ID) {
       let streams = this.active.get(sessionId);
@@ -269,9 +271,13 @@ export class SessionEventStore implements EventStoreLike {
     return this.muted;
   }
 
-  async storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
+  /**
+   * `wake` (internal): the wake-up to publish, with the event, on the session's push channel when
+   * an instance follows the session (see `StreamPush`).
+   */
+  async storeEvent(streamId: string, message: JSONRPCMessage, wake?: string): Promise<string> {
     if (this.muted) return `${streamId}:${this.tag}:0-0`;
-    return this.parent.store(this.sessionId, this.tag, streamId, message);
+    return this.parent.store(this.sessionId, this.tag, streamId, message, wake);
   }
 
   async getStreamIdForEventId(eventId: string): Promise<string | undefined> {
@@ -297,8 +303,11 @@ export class SessionEventStore implements EventStoreLike {
 // Backends
 
 /**
- * Appends one event. KEYS[1] the session's stream; ARGV maxEvents, maxBytes, ttlMs, streamId,
- * json. Returns the entry id. Each entry carries `b`, the bytes (stream id + JSON) written to the
+ * Appends one event. KEYS[1] the session's stream, KEYS[2] its followed mark (`StreamPush`);
+ * ARGV maxEvents, maxBytes, ttlMs, streamId, json, push channel ('' for no wake), wake, '1' when
+ * the channel is sharded (Cluster). Returns the entry id. The wake is published only while an
+ * instance follows the session (the mark exists), after the XADD in the same script: a follower
+ * sets its mark before it reads the log, so it either reads the event or is woken for it. Each entry carries `b`, the bytes (stream id + JSON) written to the
  * stream up to and including it, so the bytes held are `b` of the newest minus the start of the
  * oldest (its `b` less its own size), read without a scan. A stream is only ever created with its
  * expiry (the PEXPIRE below); later events leave the expiry alone: the handler slides it with the
@@ -321,6 +330,9 @@ if last then total = total + sizes(last) end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '=', ARGV[1], '*',
   's', ARGV[4], 'm', ARGV[5], 'b', total)
 if not last then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call(ARGV[8] == '1' and 'SPUBLISH' or 'PUBLISH', ARGV[6], ARGV[7])
+end
 local floor = total - tonumber(ARGV[2])
 if floor > 0 then
   local from = '-'
@@ -348,11 +360,15 @@ return id
 type AppendClient = RedisAccess["client"] & {
   mssEventAppend(
     key: string,
+    mark: string,
     maxEvents: number,
     maxBytes: number,
     ttlMs: number,
     streamId: string,
     json: string,
+    channel: string,
+    wake: string,
+    sharded: string,
   ): Promise<string>;
 };
 
@@ -362,6 +378,8 @@ type AppendClient = RedisAccess["client"] & {
  * session (`slide`, sent with the handler's touch).
  */
 export class RedisEventLog implements EventLog {
+  private readonly sharded: string;
+
   constructor(
     private readonly redis: RedisAccess,
     private readonly ttlMs: number,
@@ -370,15 +388,31 @@ export class RedisEventLog implements EventLog {
   ) {
     const defined = (redis.client as unknown as { mssEventAppend?: unknown }).mssEventAppend;
     if (typeof defined !== "function") {
-      redis.client.defineCommand("mssEventAppend", { numberOfKeys: 1, lua: APPEND_SCRIPT });
+      redis.client.defineCommand("mssEventAppend", { numberOfKeys: 2, lua: APPEND_SCRIPT });
     }
+    const client = redis.client;
+    this.sharded = "nodes" in client && typeof client.nodes === "function" ? "1" : "0";
   }
 
-  async append(sessionId: string, streamId: string, json: string): Promise<string> {
+  async append(sessionId: string, streamId: string, json: string, wake?: string): Promise<string> {
     const key = this.redis.key(sessionId, "events");
+    // The same names as StreamPush's (push.ts): the session's hash tag, so one slot.
+    const mark = this.redis.key(sessionId, "followed");
+    const channel = wake === undefined ? "" : this.redis.key(sessionId, "push");
     const client = this.redis.client as AppendClient;
     const xid = await redisCall(this.redis, "XADD", () =>
-      client.mssEventAppend(key, this.maxEvents, this.maxBytes, this.ttlMs, streamId, json),
+      client.mssEventAppend(
+        key,
+        mark,
+        this.maxEvents,
+        this.maxBytes,
+        this.ttlMs,
+        streamId,
+        json,
+        channel,
+        wake ?? "",
+        this.sharded,
+      ),
     );
     if (typeof xid !== "string") {
       throw new SessionStoreError(ErrorCode.BACKEND_UNAVAILABLE, "Redis XADD failed");

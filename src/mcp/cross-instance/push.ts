@@ -1,5 +1,5 @@
 import type { Logger } from "../../types.js";
-import { type RedisAccess, safely } from "../support.js";
+import { type RedisAccess, redisCall, safely } from "../support.js";
 import type { Channels } from "./channels.js";
 import type { CrossInstanceMetrics } from "./metrics.js";
 
@@ -22,6 +22,12 @@ interface Wake {
   e?: 1;
 }
 
+/**
+ * How long a followed mark lives without a refresh, ms. A follower refreshes it every third of
+ * that; a mark left by an instance that stopped costs wake-ups nobody reads until it expires.
+ */
+const MARK_MS = 60_000;
+
 function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
@@ -36,11 +42,82 @@ function nowMs(): number {
 export class StreamPush {
   private readonly watchers = new Map<string, Set<(signal: PushSignal) => void>>();
   private readonly unsubscribes = new Map<string, Promise<() => void>>();
+  /** Followed marks this instance keeps alive: the first write, and the refresh timer. */
+  private readonly marks = new Map<string, { ready: Promise<void>; timer: NodeJS.Timeout }>();
 
   constructor(private readonly options: StreamPushOptions) {
     options.channels.onResubscribed(() => {
       for (const set of this.watchers.values()) for (const w of [...set]) w("events");
     });
+  }
+
+  /**
+   * The session's followed mark `{prefix}{<id>}:followed`: while it exists, an event's append
+   * script publishes the wake-up (`wake`); without it, nobody follows and nothing is published.
+   */
+  private markOf(sessionId: string): string | undefined {
+    return this.options.redis?.key(sessionId, "followed");
+  }
+
+  private async setMark(sessionId: string): Promise<void> {
+    const redis = this.options.redis;
+    const mark = this.markOf(sessionId);
+    if (redis === undefined || mark === undefined) return;
+    await redisCall(redis, "SET", () =>
+      redis.client.set(mark, this.options.instanceId, "PX", MARK_MS),
+    );
+  }
+
+  /** Marks the session followed (once per session here) and keeps the mark alive. */
+  private mark(sessionId: string): Promise<void> {
+    if (this.options.redis === undefined) return Promise.resolve();
+    const held = this.marks.get(sessionId);
+    if (held !== undefined) return held.ready;
+    let failed = false;
+    const timer = setInterval(() => {
+      this.setMark(sessionId).then(
+        () => {
+          // The mark may have lapsed while it could not be refreshed: read the log again.
+          if (failed) this.wakeLocal(sessionId, "events");
+          failed = false;
+        },
+        (err: unknown) => {
+          failed = true;
+          this.options.logger.info(
+            `stream push: mark refresh failed: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        },
+      );
+    }, MARK_MS / 3);
+    timer.unref();
+    const ready = this.setMark(sessionId);
+    this.marks.set(sessionId, { ready, timer });
+    ready.catch(() => {
+      if (this.marks.get(sessionId)?.ready === ready) this.unmark(sessionId);
+    });
+    return ready;
+  }
+
+  private unmark(sessionId: string): void {
+    const held = this.marks.get(sessionId);
+    if (held === undefined) return;
+    clearInterval(held.timer);
+    this.marks.delete(sessionId);
+  }
+
+  /**
+   * @internal What an event's append publishes on the session's channel when it is followed
+   * (`APPEND_SCRIPT`); undefined without Redis (then `notify`).
+   */
+  wake(): string | undefined {
+    if (this.options.redis === undefined) return undefined;
+    const wake: Wake = { i: this.options.instanceId, t: nowMs() };
+    return JSON.stringify(wake);
+  }
+
+  /** @internal Wakes the watchers of `sessionId` on this instance only. */
+  wakeHere(sessionId: string): void {
+    this.wakeLocal(sessionId, "events");
   }
 
   private channelOf(sessionId: string): string {
@@ -77,9 +154,14 @@ export class StreamPush {
       const pending = this.unsubscribes.get(sessionId);
       this.unsubscribes.delete(sessionId);
       pending?.then((unsubscribe) => unsubscribe()).catch(() => {});
+      // The mark is left to expire: another instance may follow the session too.
+      this.unmark(sessionId);
     };
     try {
       await subscription;
+      // Subscribed first, then marked: an event appended after the mark wakes this instance,
+      // one appended before it is in the log the watcher reads next.
+      await this.mark(sessionId);
     } catch (err) {
       off();
       throw err;
@@ -111,6 +193,7 @@ export class StreamPush {
   close(): void {
     for (const set of this.watchers.values()) for (const w of [...set]) w("ended");
     this.watchers.clear();
+    for (const sessionId of [...this.marks.keys()]) this.unmark(sessionId);
     for (const pending of this.unsubscribes.values()) {
       pending.then((unsubscribe) => unsubscribe()).catch(() => {});
     }

@@ -6,9 +6,10 @@ import type { StreamPush } from "./push.js";
  * stored message so that the instance writing the stream out (standalone GET, resumed request
  * stream) reads it now. Priming events (empty, stored nowhere) and muted writes wake nobody.
  *
- * The wake is sent in the same tick as the event's XADD, on the same connection (the data
- * client; on a Cluster the session's slot): Redis runs the XADD first, so an instance woken
- * reads the event, and the two share one round trip.
+ * With Redis the wake-up travels with the event: the append script publishes it after the XADD,
+ * and only while an instance follows the session (its mark, `StreamPush`), so an event is one
+ * command and one round trip. Watchers on this instance are woken here; they read the log on the
+ * same connection, after the append.
  */
 export class PushingEventStore implements EventStoreLike {
   constructor(
@@ -21,8 +22,14 @@ export class PushingEventStore implements EventStoreLike {
       return this.inner.storeEvent(streamId, message);
     }
     const sessionId = this.inner.sessionId;
-    const stored = this.inner.storeEvent(streamId, message);
-    this.push.notify(sessionId);
+    const wake = this.push.wake();
+    if (wake === undefined) {
+      const eventId = await this.inner.storeEvent(streamId, message);
+      this.push.notify(sessionId);
+      return eventId;
+    }
+    const stored = this.inner.storeEvent(streamId, message, wake);
+    this.push.wakeHere(sessionId);
     return stored;
   }
 
