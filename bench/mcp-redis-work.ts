@@ -75,6 +75,8 @@ interface KindResult {
   sent: number;
   writes: number;
   roundTrips: number;
+  /** Fewest and most round trips over the samples (commands sent apart may or may not overlap). */
+  roundTripsRange: [number, number];
   /** Median count per command name executed (commandstats). */
   executedByName: Record<string, number>;
   /** The commands sent by the sample closest to the medians, by round trip. */
@@ -127,6 +129,10 @@ async function sampleKind(
     sent: median(works.map((w) => w.sent.length)),
     writes: median(works.map((w) => w.writes)),
     roundTrips,
+    roundTripsRange: [
+      Math.min(...works.map((w) => w.roundTrips)),
+      Math.max(...works.map((w) => w.roundTrips)),
+    ],
     executedByName,
     example: describeSent(example),
     samples: works.length,
@@ -623,11 +629,11 @@ async function writeReport(
   const md = [
     `## Redis work per MCP request (${meta.date}, commit ${meta.commit}, ${meta.cpus} CPUs, load ${meta.loadAverage.join(" ")}, Redis ${meta.redis}, medians of ${SAMPLES})`,
     "",
-    "| request | where | commands executed | commands sent | round trips | executed, by command |",
+    "| request | where | commands executed | commands sent | round trips (fewest-most) | executed, by command |",
     "| --- | --- | ---: | ---: | ---: | --- |",
     ...kinds.map(
       (k) =>
-        `| ${k.kind} | ${k.path} | ${k.executed} | ${k.sent} | ${k.roundTrips} | ${Object.entries(
+        `| ${k.kind} | ${k.path} | ${k.executed} | ${k.sent} | ${k.roundTrips} (${k.roundTripsRange.join("-")}) | ${Object.entries(
           k.executedByName,
         )
           .map(([n, c]) => `${n} ${c}`)
