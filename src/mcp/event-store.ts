@@ -184,7 +184,7 @@ export class McpEventStore {
 
   /**
    * @internal Slides the expiry of a session's event log with the session (the handler calls it
-   * with each touch, in the same round trip), so an event's write is one XADD.
+   * with each touch, in the same round trip), so an event's write leaves the expiry alone.
    */
   async slide(sessionId: string): Promise<void> {
     await this.log.slide(sessionId);

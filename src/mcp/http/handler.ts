@@ -379,7 +379,7 @@ export function createSessionfulHandler<
       return;
     }
     // Slides the TTL, and is how a DELETE on another instance is noticed here.
-    // The event log's expiry slides with it, in the same round trip (an event is then one XADD).
+    // The event log's expiry slides with it, in the same round trip (so an event write need not).
     const sliding = eventStore?.slide(id).catch(() => {});
     const touched = await store.touchSession(id, sessionTtl);
     await sliding;
