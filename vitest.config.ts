@@ -7,6 +7,7 @@ import { defineConfig } from "vitest/config";
  */
 const unit = [
   "test/conformance-memory.test.ts",
+  "test/locks-memory.test.ts",
   "test/bench-report.test.ts",
   "test/mcp-http.test.ts",
   "test/telemetry-public-api.test.ts",
