@@ -3,8 +3,9 @@ import {
   type WebStandardStreamableHTTPServerTransportOptions,
 } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport.js";
-import { isJSONRPCRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { AnswerRouter } from "../cross-instance/answers.js";
+import { sendRouted } from "../cross-instance/routed-send.js";
 
 /**
  * SDK v1's Streamable HTTP server transport whose server-to-client requests can be answered on
@@ -21,37 +22,8 @@ export class RoutedServerTransport extends WebStandardStreamableHTTPServerTransp
     super(options);
   }
 
-  override async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
-    const sessionId = this.sessionId;
-    if (sessionId === undefined) return super.send(message, options);
-    if (isJSONRPCRequest(message)) {
-      const wireId = await this.answers.expect(
-        sessionId,
-        message.id,
-        (answer) => this.onmessage?.(answer as JSONRPCMessage),
-        this,
-      );
-      try {
-        await super.send({ ...message, id: wireId }, options);
-      } catch (err) {
-        this.answers.forget(sessionId, wireId);
-        throw err;
-      }
-      return;
-    }
-    if ("method" in message && message.method === "notifications/cancelled") {
-      const requestId = (message.params as { requestId?: string | number } | undefined)?.requestId;
-      const wireId =
-        requestId === undefined ? undefined : this.answers.wireIdOf(sessionId, requestId, this);
-      if (wireId !== undefined) {
-        this.answers.forget(sessionId, wireId);
-        return super.send(
-          { ...message, params: { ...message.params, requestId: wireId } },
-          options,
-        );
-      }
-    }
-    return super.send(message, options);
+  override send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
+    return sendRouted(this.answers, this, message, (routed) => super.send(routed, options));
   }
 
   override async close(): Promise<void> {
