@@ -69,7 +69,7 @@ const handler = createMcpHandler(
 );
 
 const http = createServer(getRequestListener((request) => handler.fetch(request)));
-http.listen(Number(process.env.PORT ?? 3000), "127.0.0.1", () => {
+http.listen(Number(process.env.PORT ?? 8000), "127.0.0.1", () => {
   const address = http.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
   console.log(`listening on http://127.0.0.1:${port}/mcp`);
