@@ -73,6 +73,20 @@ export const BENCHES: Bench[] = [
     markdown: "http.md",
     timeoutS: 900,
   },
+  {
+    name: "mcpV2",
+    script: "bench/mcp-v2.ts",
+    json: "mcp-v2.json",
+    markdown: "mcp-v2.md",
+    timeoutS: 900,
+  },
+  {
+    name: "mcpRouted",
+    script: "bench/mcp-routed.ts",
+    json: "mcp-routed.json",
+    markdown: "mcp-routed.md",
+    timeoutS: 900,
+  },
 ];
 
 export interface Cli {

@@ -114,6 +114,9 @@ export interface BenchResults {
   mcp?: McpJson;
   /** bench/http.ts: the reference server under autocannon; the first row is the memory store. */
   http?: HttpJson;
+  /** bench/mcp-v2.ts and bench/mcp-routed.ts: summarised by their own Markdown, no chart. */
+  mcpV2?: unknown;
+  mcpRouted?: unknown;
 }
 
 // ------------------------------------------------------------------------------------------------
