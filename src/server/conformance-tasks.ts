@@ -6,7 +6,7 @@
 import { acceptedContent, inputRequired, type McpServer } from "@modelcontextprotocol/server";
 import * as z from "zod";
 import { createTaskResult, type TaskStore } from "../mcp/v2/index.js";
-import { declaresTasks, declareTaskSupport } from "./task-support.js";
+import { declaresTasks, declareTaskSupport, type TaskSupport } from "./task-support.js";
 import { principalOf } from "./tools-modern.js";
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -26,6 +26,16 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener("abort", abort, { once: true });
   });
 }
+
+/** The fixtures' `execution.taskSupport`; `required` ones are refused without the extension. */
+export const FIXTURE_TASK_SUPPORT: Readonly<Record<string, TaskSupport>> = {
+  slow_compute: "optional",
+  failing_job: "required",
+  protocol_error_job: "optional",
+  confirm_delete: "optional",
+  multi_input: "optional",
+  test_tool_with_task: "required",
+};
 
 const text = (value: string) => ({ content: [{ type: "text" as const, text: value }] });
 
@@ -162,12 +172,15 @@ export function registerTaskFixtures(server: McpServer, tasks: TaskStore): void 
     },
   );
 
-  declareTaskSupport(server, {
-    slow_compute: { tool: slowCompute, taskSupport: "optional" },
-    failing_job: { tool: failing, taskSupport: "required" },
-    protocol_error_job: { tool: protocolErrorJob, taskSupport: "optional" },
-    confirm_delete: { tool: confirmDelete, taskSupport: "optional" },
-    multi_input: { tool: multiInput, taskSupport: "optional" },
-    test_tool_with_task: { tool: withTask, taskSupport: "required" },
-  });
+  declareTaskSupport(
+    {
+      slow_compute: slowCompute,
+      failing_job: failing,
+      protocol_error_job: protocolErrorJob,
+      confirm_delete: confirmDelete,
+      multi_input: multiInput,
+      test_tool_with_task: withTask,
+    },
+    FIXTURE_TASK_SUPPORT,
+  );
 }

@@ -1,19 +1,17 @@
 /**
  * `MCP_PROFILE=conformance`: the tools, resources and prompts that the server scenarios of
- * `@modelcontextprotocol/conformance` call, with the contents they check.
+ * `@modelcontextprotocol/conformance` call in a 2025-era session, with the contents they check.
+ * SDK v2's `McpServer`, served through `createLegacyHttpHandler`: sampling and elicitation are
+ * server-to-client requests of the session, answered on whichever instance the client posts to.
  */
-import { type McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { RequestHandlerExtra } from "@modelcontextprotocol/sdk/shared/protocol.js";
-import type { ServerNotification, ServerRequest } from "@modelcontextprotocol/sdk/types.js";
 import {
   type CallToolResult,
-  ElicitResultSchema,
-  ListToolsRequestSchema,
-  type ListToolsResult,
-} from "@modelcontextprotocol/sdk/types.js";
+  fromJsonSchema,
+  type McpServer,
+  ResourceTemplate,
+  type ServerContext,
+} from "@modelcontextprotocol/server";
 import { z } from "zod";
-
-type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
 /** A 1x1 PNG. */
 const PNG =
@@ -59,7 +57,7 @@ export const CONFORMANCE_CAPABILITIES = {
 /** Registers the conformance scenarios' tools, resources and prompts on one session's server. */
 export function registerConformance(server: McpServer): void {
   const tool = (name: string, description: string, result: CallToolResult) =>
-    server.registerTool(name, { description, inputSchema: {} }, async () => result);
+    server.registerTool(name, { description, inputSchema: z.object({}) }, async () => result);
 
   tool("test_simple_text", "Returns simple text content", {
     content: [{ type: "text", text: "This is a simple text response for testing." }],
@@ -99,14 +97,14 @@ export function registerConformance(server: McpServer): void {
 
   server.registerTool(
     "test_tool_with_logging",
-    { description: "Sends log messages while it runs", inputSchema: {} },
-    async (_args, extra) => {
+    { description: "Sends log messages while it runs", inputSchema: z.object({}) },
+    async (_args, ctx) => {
       for (const data of [
         "Tool execution started",
         "Tool processing data",
         "Tool execution completed",
       ]) {
-        await extra.sendNotification({
+        await ctx.mcpReq.notify({
           method: "notifications/message",
           params: { level: "info", data },
         });
@@ -118,11 +116,11 @@ export function registerConformance(server: McpServer): void {
 
   server.registerTool(
     "test_tool_with_progress",
-    { description: "Sends progress notifications while it runs", inputSchema: {} },
-    async (_args, extra) => {
-      const progressToken = extra._meta?.progressToken ?? 0;
+    { description: "Sends progress notifications while it runs", inputSchema: z.object({}) },
+    async (_args, ctx) => {
+      const progressToken = ctx.mcpReq._meta?.progressToken ?? 0;
       for (const progress of [0, 50, 100]) {
-        await extra.sendNotification({
+        await ctx.mcpReq.notify({
           method: "notifications/progress",
           params: { progressToken, progress, total: 100, message: `Completed ${progress}%` },
         });
@@ -134,7 +132,7 @@ export function registerConformance(server: McpServer): void {
 
   server.registerTool(
     "test_error_handling",
-    { description: "Always fails", inputSchema: {} },
+    { description: "Always fails", inputSchema: z.object({}) },
     async () => {
       throw new Error("This tool intentionally returns an error for testing");
     },
@@ -145,10 +143,10 @@ export function registerConformance(server: McpServer): void {
     {
       description:
         "Closes its SSE stream mid-call; the client reconnects with Last-Event-ID and gets the result (SEP-1699)",
-      inputSchema: {},
+      inputSchema: z.object({}),
     },
-    async (_args, extra) => {
-      extra.closeSSEStream?.();
+    async (_args, ctx) => {
+      ctx.http?.closeSSE?.();
       await sleep(100);
       return say("Reconnection test completed successfully.");
     },
@@ -158,41 +156,32 @@ export function registerConformance(server: McpServer): void {
     "test_sampling",
     {
       description: "Asks the client for an LLM completion (sampling/createMessage)",
-      inputSchema: { prompt: z.string().describe("The prompt to send to the LLM") },
+      inputSchema: z.object({ prompt: z.string().describe("The prompt to send to the LLM") }),
     },
-    async ({ prompt }, extra) => {
-      const result = await extra.sendRequest(
-        {
-          method: "sampling/createMessage",
-          params: {
-            messages: [{ role: "user", content: { type: "text", text: prompt } }],
-            maxTokens: 100,
-          },
-        },
-        z
-          .object({ content: z.object({ text: z.string().optional() }).passthrough() })
-          .passthrough(),
+    async ({ prompt }, ctx) => {
+      const result = await ctx.mcpReq.requestSampling(
+        { messages: [{ role: "user", content: { type: "text", text: prompt } }], maxTokens: 100 },
         { timeout: CLIENT_REQUEST_TIMEOUT_MS },
       );
-      return say(`LLM response: ${result.content.text ?? ""}`);
+      const content = Array.isArray(result.content) ? result.content[0] : result.content;
+      const text = content?.type === "text" ? content.text : "";
+      return say(`LLM response: ${text}`);
     },
   );
 
-  const elicit = (extra: Extra, message: string, requestedSchema: Record<string, unknown>) =>
-    extra.sendRequest(
-      { method: "elicitation/create", params: { mode: "form", message, requestedSchema } } as never,
-      ElicitResultSchema,
-      { timeout: CLIENT_REQUEST_TIMEOUT_MS },
-    );
+  const elicit = (ctx: ServerContext, message: string, requestedSchema: Record<string, unknown>) =>
+    ctx.mcpReq.elicitInput({ mode: "form", message, requestedSchema } as never, {
+      timeout: CLIENT_REQUEST_TIMEOUT_MS,
+    });
 
   server.registerTool(
     "test_elicitation",
     {
       description: "Asks the client for user input (elicitation/create)",
-      inputSchema: { message: z.string().describe("The message to show the user") },
+      inputSchema: z.object({ message: z.string().describe("The message to show the user") }),
     },
-    async ({ message }, extra) => {
-      const result = await elicit(extra, message, {
+    async ({ message }, ctx) => {
+      const result = await elicit(ctx, message, {
         type: "object",
         properties: {
           username: { type: "string", description: "User's response" },
@@ -208,9 +197,9 @@ export function registerConformance(server: McpServer): void {
 
   server.registerTool(
     "test_elicitation_sep1034_defaults",
-    { description: "Elicitation with default values (SEP-1034)", inputSchema: {} },
-    async (_args, extra) => {
-      const result = await elicit(extra, "Please review the fields with defaults", {
+    { description: "Elicitation with default values (SEP-1034)", inputSchema: z.object({}) },
+    async (_args, ctx) => {
+      const result = await elicit(ctx, "Please review the fields with defaults", {
         type: "object",
         properties: {
           name: { type: "string", description: "User name", default: "John Doe" },
@@ -234,9 +223,9 @@ export function registerConformance(server: McpServer): void {
 
   server.registerTool(
     "test_elicitation_sep1330_enums",
-    { description: "Elicitation with the five enum forms (SEP-1330)", inputSchema: {} },
-    async (_args, extra) => {
-      const result = await elicit(extra, "Please select options from the enum fields", {
+    { description: "Elicitation with the five enum forms (SEP-1330)", inputSchema: z.object({}) },
+    async (_args, ctx) => {
+      const result = await elicit(ctx, "Please select options from the enum fields", {
         type: "object",
         properties: {
           untitledSingle: { type: "string", enum: ["option1", "option2", "option3"] },
@@ -280,12 +269,8 @@ export function registerConformance(server: McpServer): void {
     "json_schema_2020_12_tool",
     {
       description: "Tool whose input schema uses JSON Schema 2020-12 ($schema, $defs)",
-      inputSchema: {
-        name: z.string().optional(),
-        address: z
-          .object({ street: z.string().optional(), city: z.string().optional() })
-          .optional(),
-      },
+      // Hand-written JSON Schema, so `$schema` and `$defs` reach the client as written.
+      inputSchema: fromJsonSchema(JSON_SCHEMA_2020_12),
     },
     async (args) => say(`JSON Schema 2020-12 tool called with: ${JSON.stringify(args)}`),
   );
@@ -344,14 +329,8 @@ export function registerConformance(server: McpServer): void {
     }),
   );
   // Subscriptions are accepted; this server never changes its resources, so none fires.
-  server.server.setRequestHandler(
-    z.object({ method: z.literal("resources/subscribe"), params: z.object({ uri: z.string() }) }),
-    async () => ({}),
-  );
-  server.server.setRequestHandler(
-    z.object({ method: z.literal("resources/unsubscribe"), params: z.object({ uri: z.string() }) }),
-    async () => ({}),
-  );
+  server.server.setRequestHandler("resources/subscribe", async () => ({}));
+  server.server.setRequestHandler("resources/unsubscribe", async () => ({}));
 
   server.registerPrompt(
     "test_simple_prompt",
@@ -366,10 +345,10 @@ export function registerConformance(server: McpServer): void {
     "test_prompt_with_arguments",
     {
       description: "A prompt with two required arguments",
-      argsSchema: {
+      argsSchema: z.object({
         arg1: z.string().describe("First test argument"),
         arg2: z.string().describe("Second test argument"),
-      },
+      }),
     },
     async ({ arg1, arg2 }) => ({
       messages: [
@@ -384,7 +363,7 @@ export function registerConformance(server: McpServer): void {
     "test_prompt_with_embedded_resource",
     {
       description: "A prompt that embeds a resource",
-      argsSchema: { resourceUri: z.string().describe("URI of the resource to embed") },
+      argsSchema: z.object({ resourceUri: z.string().describe("URI of the resource to embed") }),
     },
     async ({ resourceUri }) => ({
       messages: [
@@ -417,27 +396,7 @@ export function registerConformance(server: McpServer): void {
     }),
   );
 
-  server.server.setRequestHandler(
-    z.object({ method: z.literal("completion/complete") }).passthrough(),
-    async () => ({ completion: { values: [], total: 0, hasMore: false } }),
-  );
-
-  // The SDK derives input schemas from zod and drops `$schema`/`$defs`; the 2020-12 scenario
-  // checks that they reach the client, so tools/list serves that one schema verbatim.
-  const handlers = (server.server as unknown as { _requestHandlers: Map<string, Handler> })
-    ._requestHandlers;
-  const listTools = handlers.get("tools/list");
-  if (listTools !== undefined) {
-    server.server.setRequestHandler(ListToolsRequestSchema, async (request, extra) => {
-      const result = (await listTools(request, extra)) as ListToolsResult;
-      return {
-        ...result,
-        tools: result.tools.map((t) =>
-          t.name === "json_schema_2020_12_tool" ? { ...t, inputSchema: JSON_SCHEMA_2020_12 } : t,
-        ),
-      };
-    });
-  }
+  server.server.setRequestHandler("completion/complete", async () => ({
+    completion: { values: [], total: 0, hasMore: false },
+  }));
 }
-
-type Handler = (request: unknown, extra: unknown) => Promise<unknown>;

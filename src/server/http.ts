@@ -5,7 +5,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { isJsonContentType, isLegacyRequest } from "@modelcontextprotocol/server";
 import { printable } from "../codec.js";
-import type { McpHttpHandler } from "../mcp/http.js";
+import type { McpLegacyHttpHandler } from "../mcp/v2/index.js";
 import { metricsHandler } from "../telemetry/http.js";
 import type { Logger, SessionStore } from "../types.js";
 import type { ServerConfig } from "./config.js";
@@ -108,7 +108,7 @@ export function clientAddress(req: IncomingMessage, trustProxy: boolean): string
 export function createHttpApp(options: {
   config: ServerConfig;
   /** Protocol 2025-11-25 and older: shared sessions. */
-  handler: McpHttpHandler;
+  handler: McpLegacyHttpHandler;
   /** Protocol 2026-07-28: requests that `isLegacyRequest` does not claim for the sessions. */
   modern?: ModernHandler;
   store: SessionStore;

@@ -3,24 +3,20 @@
  * revision 2026-07-28 go to SDK v2's `createMcpHandler` with the shared services of
  * `mcp-session-store/mcp/v2` (event bus, handles, request states, tasks); requests that the
  * SDK's `isLegacyRequest` classifies (2025-11-25 and older) go to the shared sessions of
- * `createMcpHttpHandler`. Prometheus metrics on `/metrics`, `/healthz` and `/readyz`, demo tools
+ * `createLegacyHttpHandler`, the sessionful bridge on SDK v2's transport. Prometheus metrics on `/metrics`, `/healthz` and `/readyz`, demo tools
  * that use the store, and a graceful shutdown on SIGTERM/SIGINT. Configured by environment
  * variables (see `loadConfig` and docs/server.md).
  */
 import { randomBytes } from "node:crypto";
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { McpServer } from "@modelcontextprotocol/server";
 import { collectDefaultMetrics } from "prom-client";
 import { printable } from "../codec.js";
 import { createMemorySessionStore, createRedisSessionStore } from "../factory.js";
 import {
-  createMcpHttpHandler,
-  type McpServices,
-  registerRedisBackedServices,
-} from "../mcp/index.js";
-import { redisAccessOf } from "../mcp/support.js";
-import {
+  createLegacyHttpHandler,
   type McpV2Services,
-  registerRedisBackedServices as registerModernServices,
+  redisAccessOf,
+  registerRedisBackedServices,
 } from "../mcp/v2/index.js";
 import { redactUrl } from "../options.js";
 import { internals, type Logger, type SessionStore, type StoreInternals } from "../types.js";
@@ -57,8 +53,9 @@ function storeLogger(config: ServerConfig): Logger {
   return { info: config.verbose ? logger.info : () => {}, warn: logger.warn, error: logger.error };
 }
 
-async function openServices(config: ServerConfig): Promise<McpServices> {
-  return registerRedisBackedServices(null, {
+/** The session store and the shared services of both eras (bus, handles, request states, tasks). */
+async function openServices(config: ServerConfig): Promise<McpV2Services> {
+  const services = await registerRedisBackedServices({
     // Always explicit, so the library never reads REDIS_URL (empty or not) on its own.
     redisUrl: redisUrlOf(config),
     forceMemorySessionStore: config.store === "memory",
@@ -67,31 +64,21 @@ async function openServices(config: ServerConfig): Promise<McpServices> {
     defaultTtl: config.sessionTtl,
     ...(config.lockNodes === undefined ? {} : { lockNodes: config.lockNodes }),
     logger: storeLogger(config),
+    // Without REQUEST_STATE_KEY a random key: on memory there is one process, so it loses nothing.
+    requestStates: {
+      keys: config.requestStateKeys ?? {
+        current: randomBytes(32).toString("base64url"),
+        previous: [],
+      },
+    },
   });
-}
-
-/** The modern era's services, on the same store (and Redis connection) as the sessions. */
-async function openModernServices(
-  config: ServerConfig,
-  services: McpServices,
-): Promise<McpV2Services> {
-  let keys = config.requestStateKeys;
-  if (keys === undefined) {
-    // On memory there is one process, so a random key loses nothing; on Redis a second instance
-    // would refuse this one's states.
-    if (services.sessionStore.backend === "redis") {
-      logger.warn(
-        "REQUEST_STATE_KEY is not set: multi round-trip states verify on this instance only; give every instance the same key",
-      );
-    }
-    keys = { current: randomBytes(32).toString("base64url"), previous: [] };
+  if (config.requestStateKeys === undefined && services.sessionStore.backend === "redis") {
+    // A second instance would refuse this one's states.
+    logger.warn(
+      "REQUEST_STATE_KEY is not set: multi round-trip states verify on this instance only; give every instance the same key",
+    );
   }
-  return registerModernServices({
-    sessionStore: services.sessionStore,
-    registry: services.registry,
-    logger: storeLogger(config),
-    requestStates: { keys },
-  });
+  return services;
 }
 
 /** The prefix of the demo tools' own data: outside the session prefix, so not counted as sessions. */
@@ -100,7 +87,7 @@ export function toolPrefixOf(keyPrefix: string): string {
 }
 
 /** The demo tools' data (shared counters) lives in its own store, on the same backend. */
-async function openToolStore(config: ServerConfig, services: McpServices): Promise<SessionStore> {
+async function openToolStore(config: ServerConfig, services: McpV2Services): Promise<SessionStore> {
   const options = {
     redisUrl: redisUrlOf(config),
     prefix: toolPrefixOf(config.keyPrefix),
@@ -111,7 +98,7 @@ async function openToolStore(config: ServerConfig, services: McpServices): Promi
   return createRedisSessionStore(options);
 }
 
-function describeStore(config: ServerConfig, services: McpServices): string {
+function describeStore(config: ServerConfig, services: McpV2Services): string {
   const store = services.sessionStore;
   const info = (store as unknown as Record<symbol, StoreInternals | undefined>)[internals];
   if (store.backend === "memory") {
@@ -130,7 +117,7 @@ function describeStore(config: ServerConfig, services: McpServices): string {
 
 function createServerFactory(
   config: ServerConfig,
-  services: McpServices,
+  services: McpV2Services,
   toolStore: SessionStore,
   instance: string,
 ) {
@@ -138,15 +125,7 @@ function createServerFactory(
     const conformance = config.profile === "conformance";
     const server = new McpServer(
       { name: "mcp-session-store-reference", version: "0.1.0" },
-      {
-        capabilities: {
-          logging: {},
-          tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } },
-          ...(conformance ? CONFORMANCE_CAPABILITIES : {}),
-        },
-        taskStore: services.taskStore,
-        taskMessageQueue: services.taskMessageQueue,
-      },
+      { capabilities: { logging: {}, ...(conformance ? CONFORMANCE_CAPABILITIES : {}) } },
     );
     registerDemoTools(server, {
       store: services.sessionStore,
@@ -178,7 +157,7 @@ async function main(): Promise<void> {
       })
     : undefined;
 
-  let services: McpServices;
+  let services: McpV2Services;
   let toolStore: SessionStore;
   try {
     services = await openServices(config);
@@ -197,22 +176,12 @@ async function main(): Promise<void> {
     await telemetry?.shutdown().catch(() => {});
     process.exit(1);
   }
-  let modernServices: McpV2Services;
-  try {
-    modernServices = await openModernServices(config, services);
-  } catch (err) {
-    logger.error(`shared services unavailable: ${explainRedisFailure(err, redisUrlOf(config))}`);
-    await toolStore.disconnect().catch(() => {});
-    await services.close().catch(() => {});
-    await telemetry?.shutdown().catch(() => {});
-    process.exit(1);
-  }
   collectDefaultMetrics({ register: services.registry });
   const redis = redisAccessOf(services.sessionStore);
   const watch = redis === undefined ? undefined : new RedisErrorWatch(redis.client);
 
   const instance = `${config.host}:${config.port}`;
-  const handler = createMcpHttpHandler({
+  const handler = createLegacyHttpHandler({
     services,
     createServer: createServerFactory(config, services, toolStore, instance),
     sessionTtl: config.sessionTtl,
@@ -222,7 +191,7 @@ async function main(): Promise<void> {
     transportOptions: { retryInterval: config.sseRetryMs },
     logger,
   });
-  const modern = createModernHandler({ config, services: modernServices, instance, logger });
+  const modern = createModernHandler({ config, services, instance, logger });
   const app = createHttpApp({
     config,
     handler,
@@ -248,7 +217,6 @@ async function main(): Promise<void> {
     logger.error(explainListenError(err, config.host, config.port));
     await handler.close().catch(() => {});
     await modern.close().catch(() => {});
-    await modernServices.close().catch(() => {});
     await toolStore.disconnect().catch(() => {});
     await services.close().catch(() => {});
     await telemetry?.shutdown().catch(() => {});
@@ -274,7 +242,6 @@ async function main(): Promise<void> {
       }
       await handler.close();
       await modern.close();
-      await modernServices.close();
       await toolStore.disconnect();
       await services.close();
       await telemetry?.shutdown();

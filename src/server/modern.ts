@@ -24,15 +24,26 @@ import {
   CONFORMANCE_MODERN_CAPABILITIES,
   registerModernConformance,
 } from "./conformance-modern.js";
-import { type ChargeState, principalOf, registerModernTools } from "./tools-modern.js";
+import { FIXTURE_TASK_SUPPORT } from "./conformance-tasks.js";
+import type { ModernHandler } from "./http.js";
+import { refuseWithoutTasks } from "./task-support.js";
+import {
+  type ChargeState,
+  DEMO_TASK_SUPPORT,
+  principalOf,
+  registerModernTools,
+} from "./tools-modern.js";
 
-/** Builds the modern-era handler (`handler.fetch(request)`), closed with `handler.close()`. */
+/**
+ * Builds the modern-era handler (`handler.fetch(request, { parsedBody })`), closed with
+ * `handler.close()`.
+ */
 export function createModernHandler(options: {
   config: ServerConfig;
   services: McpV2Services;
   instance: string;
   logger: Logger;
-}): McpHttpHandler {
+}): ModernHandler & { close(): Promise<void> } {
   const { config, services, instance, logger } = options;
   const conformance = config.profile === "conformance";
   // One codec for every multi round-trip tool: states are bound to the caller and refused on
@@ -40,6 +51,10 @@ export function createModernHandler(options: {
   const codec = requestStateCodec<ChargeState>(services.requestStates, {
     bind: (ctx) => principalOf(ctx),
   });
+  // A required-task tool called without the extension is refused before the SDK sees the call.
+  const taskSupport = conformance
+    ? { ...DEMO_TASK_SUPPORT, ...FIXTURE_TASK_SUPPORT }
+    : DEMO_TASK_SUPPORT;
   const handler: McpHttpHandler = createMcpHandler(
     () => {
       const server = new McpServer(
@@ -80,5 +95,10 @@ export function createModernHandler(options: {
       },
     },
   );
-  return handler;
+  return {
+    fetch: async (request, fetchOptions) =>
+      refuseWithoutTasks(fetchOptions?.parsedBody, taskSupport) ??
+      handler.fetch(request, fetchOptions),
+    close: () => handler.close(),
+  };
 }

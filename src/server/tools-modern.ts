@@ -21,7 +21,12 @@ import { z } from "zod";
 import { isSessionStoreError } from "../errors.js";
 import type { McpV2Services, SharedRequestStateCodec } from "../mcp/v2/index.js";
 import { createTaskResult } from "../mcp/v2/index.js";
-import { declaresTasks, declareTaskSupport } from "./task-support.js";
+import { declaresTasks, declareTaskSupport, type TaskSupport } from "./task-support.js";
+
+/** The demo tools' `execution.taskSupport`. */
+export const DEMO_TASK_SUPPORT: Readonly<Record<string, TaskSupport>> = {
+  slow_task_async: "optional",
+};
 
 const MAX_NOTES = 100;
 /** Lifetime of a notebook or counter handle, seconds (slid by every use). */
@@ -242,7 +247,7 @@ export function registerModernTools(server: McpServer, context: ModernToolsConte
     },
   );
 
-  declareTaskSupport(server, { slow_task_async: { tool: slowAsync, taskSupport: "optional" } });
+  declareTaskSupport({ slow_task_async: slowAsync }, DEMO_TASK_SUPPORT);
 
   server.registerTool(
     "confirm_charge",

@@ -7,11 +7,12 @@
  *   the session store's `withLock`; returns the value and the lock's fencing token. The value
  *   lives in the tools' own store (`data`), so the sessions gauge counts MCP sessions only.
  * - `slow_task`: a long call that reports progress notifications.
- * - `slow_task_async`: the same work as an SDK task (experimental tasks API), its state in the
- *   shared task store; callable with or without task augmentation.
+ * - `slow_task_async`: the same work under the name the 2026-07-28 tools use for a task; a
+ *   2025-era session has no tasks extension, so the call waits for the result.
+ *
+ * SDK v2's `McpServer`, served to 2025-era sessions through `createLegacyHttpHandler`.
  */
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { CallToolResult, McpServer } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import type { SessionStore } from "../types.js";
 
@@ -71,13 +72,13 @@ export function registerDemoTools(server: McpServer, context: DemoToolsContext):
       title: "Store a note",
       description:
         "Stores a note under a key in this MCP session's data (shared by every server instance).",
-      inputSchema: {
+      inputSchema: z.object({
         key: z.string().min(1).max(128).describe("Name of the note"),
         value: z.string().max(10_000).describe("Text of the note"),
-      },
+      }),
     },
-    async ({ key, value }, extra) => {
-      const sessionId = requireSession(extra.sessionId);
+    async ({ key, value }, ctx) => {
+      const sessionId = requireSession(ctx.sessionId);
       const data = await store.updateSession<SessionData>(
         sessionId,
         (current) => {
@@ -101,12 +102,12 @@ export function registerDemoTools(server: McpServer, context: DemoToolsContext):
     {
       title: "Read notes",
       description: "Reads one note (by key) or all notes of this MCP session.",
-      inputSchema: {
+      inputSchema: z.object({
         key: z.string().min(1).max(128).optional().describe("Name of the note; all when absent"),
-      },
+      }),
     },
-    async ({ key }, extra) => {
-      const sessionId = requireSession(extra.sessionId);
+    async ({ key }, ctx) => {
+      const sessionId = requireSession(ctx.sessionId);
       const data = await store.getSession<SessionData>(sessionId);
       const notes = data?.notes ?? {};
       if (key === undefined) return text({ notes, instance });
@@ -120,13 +121,13 @@ export function registerDemoTools(server: McpServer, context: DemoToolsContext):
       title: "Increment a shared counter",
       description:
         "Increments a counter shared by all sessions and instances, under a distributed lock; returns the new value and the lock's fencing token.",
-      inputSchema: {
+      inputSchema: z.object({
         name: z
           .string()
           .regex(/^[\w.-]{1,64}$/)
           .default("default")
           .describe("Counter name (letters, digits, _ . -)"),
-      },
+      }),
     },
     async ({ name }) => {
       const id = `counter:${name}`;
@@ -150,10 +151,10 @@ export function registerDemoTools(server: McpServer, context: DemoToolsContext):
     },
   );
 
-  const slowInput = {
+  const slowInput = z.object({
     steps: z.number().int().min(1).max(100).default(5).describe("Number of steps"),
     stepMs: z.number().int().min(0).max(10_000).default(200).describe("Duration of a step, ms"),
-  };
+  });
 
   server.registerTool(
     "slow_task",
@@ -163,12 +164,12 @@ export function registerDemoTools(server: McpServer, context: DemoToolsContext):
         "Works for steps x stepMs milliseconds and sends a progress notification after each step (pass a progressToken).",
       inputSchema: slowInput,
     },
-    async ({ steps, stepMs }, extra) => {
-      const progressToken = extra._meta?.progressToken;
+    async ({ steps, stepMs }, ctx) => {
+      const progressToken = ctx.mcpReq._meta?.progressToken;
       for (let step = 1; step <= steps; step++) {
-        await sleep(stepMs, extra.signal);
+        await sleep(stepMs, ctx.mcpReq.signal);
         if (progressToken !== undefined) {
-          await extra.sendNotification({
+          await ctx.mcpReq.notify({
             method: "notifications/progress",
             params: {
               progressToken,
@@ -183,44 +184,17 @@ export function registerDemoTools(server: McpServer, context: DemoToolsContext):
     },
   );
 
-  server.experimental.tasks.registerToolTask(
+  server.registerTool(
     "slow_task_async",
     {
       title: "A long call as a task",
       description:
-        "The work of slow_task as an MCP task (experimental): with task augmentation it returns a task to poll; without, the server waits for the result.",
+        "The work of slow_task; on protocol 2026-07-28 with the tasks extension it runs as a task to poll, in a 2025-era session the call waits for the result.",
       inputSchema: slowInput,
-      execution: { taskSupport: "optional" },
     },
-    {
-      async createTask({ steps, stepMs }, { taskStore, taskRequestedTtl }) {
-        const task = await taskStore.createTask({
-          ttl: taskRequestedTtl ?? 10 * 60_000,
-          pollInterval: Math.max(50, Math.min(1000, stepMs)),
-        });
-        // The work runs on this instance; its state and result live in the shared task store.
-        const work = async () => {
-          for (let step = 1; step <= steps; step++) {
-            await sleep(stepMs);
-            await taskStore.updateTaskStatus(task.taskId, "working", `step ${step} of ${steps}`);
-          }
-          await taskStore.storeTaskResult(
-            task.taskId,
-            "completed",
-            text({ steps, stepMs, instance }),
-          );
-        };
-        void work().catch(() => {
-          // The task was cancelled or expired, or the store is down: nothing to report it to.
-        });
-        return { task };
-      },
-      async getTask(_args, { taskId, taskStore }) {
-        return taskStore.getTask(taskId);
-      },
-      async getTaskResult(_args, { taskId, taskStore }) {
-        return (await taskStore.getTaskResult(taskId)) as CallToolResult;
-      },
+    async ({ steps, stepMs }, ctx) => {
+      for (let step = 1; step <= steps; step++) await sleep(stepMs, ctx.mcpReq.signal);
+      return text({ steps, stepMs, instance });
     },
   );
 }
