@@ -93,7 +93,13 @@ export function ratioSpec(bars: RatioBar[], options: ChartOptions): TopLevelSpec
           mark: { type: "bar", tooltip: true },
           encoding: {
             x: { field: "label", type: "nominal", title: null, sort: null },
-            y: { field: "ratio", type: "quantitative", title: "throughput / baseline" },
+            // Never stacked: two bars with one label would add up to a ratio nobody measured.
+            y: {
+              field: "ratio",
+              type: "quantitative",
+              title: "throughput / baseline",
+              stack: null,
+            },
             color: {
               field: "status",
               type: "nominal",

@@ -306,13 +306,17 @@ export function ratioBars(results: BenchResults): RatioBar[] {
       });
     }
   }
+  // Each protocol era's rows against that era's first row (one instance, in-memory state).
   const httpRows = results.http?.rows ?? [];
-  for (const row of httpRows.slice(1)) {
-    const base = httpRows[0]?.requestsPerSec ?? Number.NaN;
+  const eraOf = (setup: string): string =>
+    (setup.includes(":") ? setup.split(":")[0] : "sessions") as string;
+  for (const row of httpRows) {
+    const first = httpRows.find((r) => eraOf(r.setup) === eraOf(row.setup));
+    if (first === undefined || first === row) continue;
     bars.push({
-      group: "HTTP server\nvs memory store",
-      label: row.setup.includes("nginx") ? "2 + nginx" : "Redis",
-      ratio: Math.round((row.requestsPerSec / base) * 1000) / 1000,
+      group: `HTTP server (${eraOf(row.setup)})\nvs ${first.setup.split(": ").at(-1)}`,
+      label: row.setup.split(": ").at(-1) ?? row.setup,
+      ratio: Math.round((row.requestsPerSec / first.requestsPerSec) * 1000) / 1000,
     });
   }
   for (const row of results.mcp?.rows ?? []) {
