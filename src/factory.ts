@@ -1,6 +1,6 @@
 import { Redis } from "ioredis";
 import { isSessionStoreError } from "./errors.js";
-import { type ResolvedOptions, resolveOptions } from "./options.js";
+import { type ResolvedOptions, redisUrlFrom, resolveOptions } from "./options.js";
 import { MemorySessionStore } from "./stores/memory.js";
 import { RedisSessionStore } from "./stores/redis.js";
 import { type InstrumentedSessionStore, instrument } from "./telemetry/instrument.js";
@@ -95,7 +95,7 @@ export async function isRedisAvailable(
 ): Promise<boolean> {
   let client: Redis | undefined;
   try {
-    const target = url || process.env.REDIS_URL || "redis://localhost:6379";
+    const target = redisUrlFrom(url);
     const timeoutMs = options?.timeoutMs ?? 1000;
     if (!/^rediss?:\/\//.test(target) || !(timeoutMs > 0)) return false;
     client = new Redis(target, {

@@ -67,15 +67,21 @@ export function defaultLogger(verbose: boolean): Logger {
 }
 
 /** Applies the defaults (with `??`) and validates; throws `ERR_INVALID_ARGUMENT` naming the option. */
+/**
+ * The Redis URL to use: `given` unless empty, else `REDIS_URL` trimmed unless blank, else the
+ * default. An empty value is unset (docker-compose turns an unset `${REDIS_URL}` into "").
+ */
+export function redisUrlFrom(given: string | undefined): string {
+  const envUrl = process.env.REDIS_URL?.trim() ? process.env.REDIS_URL.trim() : undefined;
+  return (given === "" ? undefined : given) ?? envUrl ?? DEFAULTS.redisUrl;
+}
+
 export function resolveOptions(options: SessionStoreOptions = {}): ResolvedOptions {
   if (options === null || typeof options !== "object") {
     throw invalid("options", "expected an object");
   }
-  // An empty value is unset (docker-compose turns an unset `${REDIS_URL}` into ""). The URL is
-  // checked by the Redis store only: a memory store never needs one.
-  const givenUrl = options.redisUrl === "" ? undefined : options.redisUrl;
-  const envUrl = process.env.REDIS_URL?.trim() ? process.env.REDIS_URL.trim() : undefined;
-  const redisUrl = givenUrl ?? envUrl ?? DEFAULTS.redisUrl;
+  // The URL is checked by the Redis store only: a memory store never needs one.
+  const redisUrl = redisUrlFrom(options.redisUrl);
   const prefix = options.prefix ?? DEFAULTS.prefix;
   if (typeof prefix !== "string" || prefix.length > 256 || /[{}\s]/.test(prefix)) {
     throw invalid("prefix", "expected a string of at most 256 characters without braces or spaces");
@@ -109,7 +115,7 @@ export function resolveOptions(options: SessionStoreOptions = {}): ResolvedOptio
   }
   return {
     redisUrl,
-    redisUrlGiven: givenUrl !== undefined,
+    redisUrlGiven: options.redisUrl !== undefined && options.redisUrl !== "",
     redis: options.redis,
     prefix,
     defaultTtl: positiveNumber(

@@ -218,6 +218,18 @@ describe("isRedisAvailable", () => {
     await node?.stop();
   });
 
+  it("reads REDIS_URL as the store does: trimmed, and an empty url argument is unset", async () => {
+    const saved = process.env.REDIS_URL;
+    try {
+      process.env.REDIS_URL = `  ${node.url}  `;
+      expect(await isRedisAvailable()).toBe(true);
+      expect(await isRedisAvailable("")).toBe(true);
+    } finally {
+      if (saved === undefined) delete process.env.REDIS_URL;
+      else process.env.REDIS_URL = saved;
+    }
+  });
+
   it("answers true for a live server and false, within its timeout, otherwise; never throws", async () => {
     expect(await isRedisAvailable(node.url)).toBe(true);
     const port = await freePort();
