@@ -7,12 +7,11 @@
  * robin. The suite needs Node 22: it runs through `npx -y node@22`. Set CONFORMANCE_UPDATE=1 to
  * rewrite conformance/results-2026-07-28.json.
  */
-import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { messagesOf, runConformanceCli } from "./support/conformance.js";
 import { eventually } from "./support/eventually.js";
 import { type NginxHandle, startNginx } from "./support/nginx.js";
 import { type RedisNode, startRedis } from "./support/redis.js";
@@ -38,56 +37,24 @@ interface ScenarioResult {
 }
 
 async function runConformance(url: string): Promise<Record<string, ScenarioResult>> {
-  const out = mkdtempSync(path.join(os.tmpdir(), "mcp-conformance-2026-"));
-  try {
-    const child = spawn(
-      "npx",
-      ["-y", "node@22", CLI, "server", "--url", url, "--requirements", "2026-07-28", "-o", out],
-      { cwd: out, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let log = "";
-    child.stdout.on("data", (c: Buffer) => {
-      log += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      log += c.toString();
-    });
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => child.once("exit", () => resolve())),
-      new Promise<void>((_, reject) => {
-        timer = setTimeout(() => {
-          child.kill("SIGKILL");
-          reject(new Error(`the conformance run did not end within ${RUN_TIMEOUT_MS} ms:\n${log}`));
-        }, RUN_TIMEOUT_MS);
-      }),
-    ]).finally(() => clearTimeout(timer));
-    const results: Record<string, ScenarioResult> = {};
-    for (const dir of readdirSync(out)) {
-      const match = /^server-(.+)-\d{4}-\d{2}-\d{2}T/.exec(dir);
-      if (match?.[1] === undefined) continue;
-      const checks = JSON.parse(readFileSync(path.join(out, dir, "checks.json"), "utf8")) as Array<{
-        id: string;
-        status: string;
-        errorMessage?: string;
-      }>;
-      const failures = checks
-        .filter((c) => c.status === "FAILURE")
-        .map((c) => `${c.id}: ${c.errorMessage ?? ""}`);
-      const passed = checks.filter((c) => c.status === "SUCCESS").length;
-      const skipped = passed === 0 && failures.length === 0;
-      results[match[1]] = {
-        passed,
-        failed: failures.length,
-        status: failures.length > 0 ? "fail" : skipped ? "skipped" : "pass",
-        failures,
-      };
-    }
-    if (Object.keys(results).length === 0) throw new Error(`no scenario results:\n${log}`);
-    return results;
-  } finally {
-    rmSync(out, { recursive: true, force: true });
+  const scenarios = await runConformanceCli(
+    CLI,
+    ["--url", url, "--requirements", "2026-07-28"],
+    RUN_TIMEOUT_MS,
+  );
+  const results: Record<string, ScenarioResult> = {};
+  for (const [name, checks] of Object.entries(scenarios)) {
+    const failures = messagesOf(checks, "FAILURE");
+    const passed = checks.filter((c) => c.status === "SUCCESS").length;
+    const skipped = passed === 0 && failures.length === 0;
+    results[name] = {
+      passed,
+      failed: failures.length,
+      status: failures.length > 0 ? "fail" : skipped ? "skipped" : "pass",
+      failures,
+    };
   }
+  return results;
 }
 
 /** The scenarios the requirements file lists for servers (required and not scored). */

@@ -6,11 +6,10 @@
  * The suite needs Node 22: it runs through `npx -y node@22` (downloaded from the npm registry
  * the first time). Set CONFORMANCE_UPDATE=1 to rewrite conformance/results.json.
  */
-import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { messagesOf, runConformanceCli } from "./support/conformance.js";
 import { type NginxHandle, startNginx } from "./support/nginx.js";
 import { type RedisNode, startRedis } from "./support/redis.js";
 import { type ServerProcess, startServer } from "./support/server.js";
@@ -51,67 +50,30 @@ interface ScenarioResult {
 }
 
 async function runConformance(url: string): Promise<Record<string, ScenarioResult>> {
-  const out = mkdtempSync(path.join(os.tmpdir(), "mcp-conformance-"));
-  try {
-    const child = spawn(
-      "npx",
-      ["-y", "node@22", CLI, "server", "--url", url, "--suite", "all", "-o", out],
-      { cwd: out, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let log = "";
-    child.stdout.on("data", (c: Buffer) => {
-      log += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      log += c.toString();
-    });
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => child.once("exit", () => resolve())),
-      new Promise<void>((_, reject) => {
-        timer = setTimeout(() => {
-          child.kill("SIGKILL");
-          reject(new Error(`the conformance run did not end within ${RUN_TIMEOUT_MS} ms:\n${log}`));
-        }, RUN_TIMEOUT_MS);
-      }),
-    ]).finally(() => clearTimeout(timer));
-    const results: Record<string, ScenarioResult> = {};
-    for (const dir of readdirSync(out)) {
-      const match = /^server-(.+)-\d{4}-\d{2}-\d{2}T/.exec(dir);
-      if (match?.[1] === undefined) continue;
-      const checks = JSON.parse(readFileSync(path.join(out, dir, "checks.json"), "utf8")) as Array<{
-        id: string;
-        status: string;
-        errorMessage?: string;
-        details?: { result?: { isError?: boolean; content?: Array<{ text?: string }> } };
-      }>;
-      const failures = checks
-        .filter((c) => c.status === "FAILURE")
-        .map((c) => `${c.id}: ${c.errorMessage ?? ""}`);
-      const warnings = checks.filter((c) => c.status === "WARNING");
-      results[match[1]] = {
-        passed: checks.filter((c) => c.status === "SUCCESS").length,
-        failed: failures.length,
-        warnings: warnings.length,
-        status: failures.length === 0 ? "pass" : "fail",
-        failures,
-        warningMessages: warnings.map((c) => `${c.id}: ${c.errorMessage ?? ""}`),
-        toolErrors: checks
-          // tools-call-error expects an error result; elsewhere one means the tool failed.
-          .filter((c) => c.id !== "tools-call-error" && c.details?.result?.isError === true)
-          .map((c) => `${c.id}: ${c.details?.result?.content?.[0]?.text ?? ""}`),
-        toolTexts: Object.fromEntries(
-          checks
-            .filter((c) => typeof c.details?.result?.content?.[0]?.text === "string")
-            .map((c) => [c.id, c.details?.result?.content?.[0]?.text as string]),
-        ),
-      };
-    }
-    if (Object.keys(results).length === 0) throw new Error(`no scenario results:\n${log}`);
-    return results;
-  } finally {
-    rmSync(out, { recursive: true, force: true });
+  const scenarios = await runConformanceCli(CLI, ["--url", url, "--suite", "all"], RUN_TIMEOUT_MS);
+  const results: Record<string, ScenarioResult> = {};
+  for (const [name, checks] of Object.entries(scenarios)) {
+    const failures = messagesOf(checks, "FAILURE");
+    const warningMessages = messagesOf(checks, "WARNING");
+    results[name] = {
+      passed: checks.filter((c) => c.status === "SUCCESS").length,
+      failed: failures.length,
+      warnings: warningMessages.length,
+      status: failures.length === 0 ? "pass" : "fail",
+      failures,
+      warningMessages,
+      toolErrors: checks
+        // tools-call-error expects an error result; elsewhere one means the tool failed.
+        .filter((c) => c.id !== "tools-call-error" && c.details?.result?.isError === true)
+        .map((c) => `${c.id}: ${c.details?.result?.content?.[0]?.text ?? ""}`),
+      toolTexts: Object.fromEntries(
+        checks
+          .filter((c) => typeof c.details?.result?.content?.[0]?.text === "string")
+          .map((c) => [c.id, c.details?.result?.content?.[0]?.text as string]),
+      ),
+    };
   }
+  return results;
 }
 
 function expectClientAnswers(results: Record<string, ScenarioResult>): void {

@@ -408,44 +408,23 @@ export function registerModernConformance(
       }),
     },
     async (args, ctx): Promise<CallToolResult> => {
-      try {
-        // Request user input from client
-        const result = await ctx.mcpReq.send({
-          method: "elicitation/create",
-          params: {
-            message: args.message,
-            requestedSchema: {
-              type: "object",
-              properties: {
-                response: {
-                  type: "string",
-                  description: "User's response",
-                },
+      return elicitAndReport(
+        ctx,
+        {
+          message: args.message,
+          requestedSchema: {
+            type: "object",
+            properties: {
+              response: {
+                type: "string",
+                description: "User's response",
               },
-              required: ["response"],
             },
+            required: ["response"],
           },
-        });
-
-        const elicitResult = result as { action?: string; content?: unknown };
-        return {
-          content: [
-            {
-              type: "text",
-              text: `User response: action=${elicitResult.action}, content=${JSON.stringify(elicitResult.content || {})}`,
-            },
-          ],
-        };
-      } catch (error) {
-        return {
-          content: [
-            {
-              type: "text",
-              text: `Elicitation not supported or error: ${error instanceof Error ? error.message : String(error)}`,
-            },
-          ],
-        };
-      }
+        },
+        "User response",
+      );
     },
   );
 
@@ -457,66 +436,45 @@ export function registerModernConformance(
       inputSchema: z.object({}),
     },
     async (_args, ctx): Promise<CallToolResult> => {
-      try {
-        // Request user input with default values for all primitive types
-        const result = await ctx.mcpReq.send({
-          method: "elicitation/create",
-          params: {
-            message: "Please review and update the form fields with defaults",
-            requestedSchema: {
-              type: "object",
-              properties: {
-                name: {
-                  type: "string",
-                  description: "User name",
-                  default: "John Doe",
-                },
-                age: {
-                  type: "integer",
-                  description: "User age",
-                  default: 30,
-                },
-                score: {
-                  type: "number",
-                  description: "User score",
-                  default: 95.5,
-                },
-                status: {
-                  type: "string",
-                  description: "User status",
-                  enum: ["active", "inactive", "pending"],
-                  default: "active",
-                },
-                verified: {
-                  type: "boolean",
-                  description: "Verification status",
-                  default: true,
-                },
+      return elicitAndReport(
+        ctx,
+        {
+          message: "Please review and update the form fields with defaults",
+          requestedSchema: {
+            type: "object",
+            properties: {
+              name: {
+                type: "string",
+                description: "User name",
+                default: "John Doe",
               },
-              required: [],
+              age: {
+                type: "integer",
+                description: "User age",
+                default: 30,
+              },
+              score: {
+                type: "number",
+                description: "User score",
+                default: 95.5,
+              },
+              status: {
+                type: "string",
+                description: "User status",
+                enum: ["active", "inactive", "pending"],
+                default: "active",
+              },
+              verified: {
+                type: "boolean",
+                description: "Verification status",
+                default: true,
+              },
             },
+            required: [],
           },
-        });
-
-        const elicitResult = result as { action?: string; content?: unknown };
-        return {
-          content: [
-            {
-              type: "text",
-              text: `Elicitation completed: action=${elicitResult.action}, content=${JSON.stringify(elicitResult.content || {})}`,
-            },
-          ],
-        };
-      } catch (error) {
-        return {
-          content: [
-            {
-              type: "text",
-              text: `Elicitation not supported or error: ${error instanceof Error ? error.message : String(error)}`,
-            },
-          ],
-        };
-      }
+        },
+        "Elicitation completed",
+      );
     },
   );
 
@@ -528,88 +486,67 @@ export function registerModernConformance(
       inputSchema: z.object({}),
     },
     async (_args, ctx): Promise<CallToolResult> => {
-      try {
-        // Request user input with all 5 enum schema variants
-        const result = await ctx.mcpReq.send({
-          method: "elicitation/create",
-          params: {
-            message: "Please select options from the enum fields",
-            requestedSchema: {
-              type: "object",
-              properties: {
-                // Untitled single-select enum (basic)
-                untitledSingle: {
+      return elicitAndReport(
+        ctx,
+        {
+          message: "Please select options from the enum fields",
+          requestedSchema: {
+            type: "object",
+            properties: {
+              // Untitled single-select enum (basic)
+              untitledSingle: {
+                type: "string",
+                description: "Select one option",
+                enum: ["option1", "option2", "option3"],
+              },
+              // Titled single-select enum (using oneOf with const/title)
+              titledSingle: {
+                type: "string",
+                description: "Select one option with titles",
+                oneOf: [
+                  { const: "value1", title: "First Option" },
+                  { const: "value2", title: "Second Option" },
+                  { const: "value3", title: "Third Option" },
+                ],
+              },
+              // Legacy titled enum (using enumNames - deprecated)
+              legacyEnum: {
+                type: "string",
+                description: "Select one option (legacy)",
+                enum: ["opt1", "opt2", "opt3"],
+                enumNames: ["Option One", "Option Two", "Option Three"],
+              },
+              // Untitled multi-select enum
+              untitledMulti: {
+                type: "array",
+                description: "Select multiple options",
+                minItems: 1,
+                maxItems: 3,
+                items: {
                   type: "string",
-                  description: "Select one option",
                   enum: ["option1", "option2", "option3"],
                 },
-                // Titled single-select enum (using oneOf with const/title)
-                titledSingle: {
-                  type: "string",
-                  description: "Select one option with titles",
-                  oneOf: [
-                    { const: "value1", title: "First Option" },
-                    { const: "value2", title: "Second Option" },
-                    { const: "value3", title: "Third Option" },
+              },
+              // Titled multi-select enum (using anyOf with const/title)
+              titledMulti: {
+                type: "array",
+                description: "Select multiple options with titles",
+                minItems: 1,
+                maxItems: 3,
+                items: {
+                  anyOf: [
+                    { const: "value1", title: "First Choice" },
+                    { const: "value2", title: "Second Choice" },
+                    { const: "value3", title: "Third Choice" },
                   ],
                 },
-                // Legacy titled enum (using enumNames - deprecated)
-                legacyEnum: {
-                  type: "string",
-                  description: "Select one option (legacy)",
-                  enum: ["opt1", "opt2", "opt3"],
-                  enumNames: ["Option One", "Option Two", "Option Three"],
-                },
-                // Untitled multi-select enum
-                untitledMulti: {
-                  type: "array",
-                  description: "Select multiple options",
-                  minItems: 1,
-                  maxItems: 3,
-                  items: {
-                    type: "string",
-                    enum: ["option1", "option2", "option3"],
-                  },
-                },
-                // Titled multi-select enum (using anyOf with const/title)
-                titledMulti: {
-                  type: "array",
-                  description: "Select multiple options with titles",
-                  minItems: 1,
-                  maxItems: 3,
-                  items: {
-                    anyOf: [
-                      { const: "value1", title: "First Choice" },
-                      { const: "value2", title: "Second Choice" },
-                      { const: "value3", title: "Third Choice" },
-                    ],
-                  },
-                },
               },
-              required: [],
             },
+            required: [],
           },
-        });
-
-        const elicitResult = result as { action?: string; content?: unknown };
-        return {
-          content: [
-            {
-              type: "text",
-              text: `Elicitation completed: action=${elicitResult.action}, content=${JSON.stringify(elicitResult.content || {})}`,
-            },
-          ],
-        };
-      } catch (error) {
-        return {
-          content: [
-            {
-              type: "text",
-              text: `Elicitation not supported or error: ${error instanceof Error ? error.message : String(error)}`,
-            },
-          ],
-        };
-      }
+        },
+        "Elicitation completed",
+      );
     },
   );
 
@@ -1333,4 +1270,35 @@ export function registerModernConformance(
   });
 
   registerTaskFixtures(server, context.tasks);
+}
+
+/** Asks the client (elicitation/create) and reports its answer as text, or why it failed. */
+async function elicitAndReport(
+  ctx: ServerContext,
+  params: Record<string, unknown>,
+  prefix: string,
+): Promise<CallToolResult> {
+  try {
+    const result = (await ctx.mcpReq.send({ method: "elicitation/create", params })) as {
+      action?: string;
+      content?: unknown;
+    };
+    return {
+      content: [
+        {
+          type: "text",
+          text: `${prefix}: action=${result.action}, content=${JSON.stringify(result.content || {})}`,
+        },
+      ],
+    };
+  } catch (error) {
+    return {
+      content: [
+        {
+          type: "text",
+          text: `Elicitation not supported or error: ${error instanceof Error ? error.message : String(error)}`,
+        },
+      ],
+    };
+  }
 }

@@ -22,6 +22,7 @@ import { isSessionStoreError } from "../errors.js";
 import type { McpV2Services, SharedRequestStateCodec } from "../mcp/v2/index.js";
 import { createTaskResult } from "../mcp/v2/index.js";
 import { declaresTasks, declareTaskSupport, type TaskSupport } from "./task-support.js";
+import { json, registerSlowTask, sleep, slowInput } from "./tool-kit.js";
 
 /** The demo tools' `execution.taskSupport`. */
 export const DEMO_TASK_SUPPORT: Readonly<Record<string, TaskSupport>> = {
@@ -51,10 +52,6 @@ export function principalOf(ctx: ServerContext): string {
   return ctx.http?.authInfo?.clientId ?? "anonymous";
 }
 
-function json(value: Record<string, unknown>): CallToolResult {
-  return { content: [{ type: "text", text: JSON.stringify(value) }], structuredContent: value };
-}
-
 function toolError(message: string): CallToolResult {
   return { content: [{ type: "text", text: message }], isError: true };
 }
@@ -72,25 +69,6 @@ async function withHandle(work: () => Promise<CallToolResult>): Promise<CallTool
     }
     throw err;
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(new Error("cancelled"));
-      return;
-    }
-    const timer = setTimeout(done, ms);
-    function done() {
-      signal?.removeEventListener("abort", abort);
-      resolve();
-    }
-    function abort() {
-      clearTimeout(timer);
-      reject(new Error("cancelled"));
-    }
-    signal?.addEventListener("abort", abort, { once: true });
-  });
 }
 
 /** Registers the demo tools on one request's server. */
@@ -183,38 +161,7 @@ export function registerModernTools(server: McpServer, context: ModernToolsConte
       }),
   );
 
-  const slowInput = z.object({
-    steps: z.number().int().min(1).max(100).default(5).describe("Number of steps"),
-    stepMs: z.number().int().min(0).max(10_000).default(200).describe("Duration of a step, ms"),
-  });
-
-  server.registerTool(
-    "slow_task",
-    {
-      title: "A long call with progress",
-      description:
-        "Works for steps x stepMs milliseconds and sends a progress notification after each step (pass a progressToken).",
-      inputSchema: slowInput,
-    },
-    async ({ steps, stepMs }, ctx) => {
-      const progressToken = ctx.mcpReq._meta?.progressToken;
-      for (let step = 1; step <= steps; step++) {
-        await sleep(stepMs, ctx.mcpReq.signal);
-        if (progressToken !== undefined) {
-          await ctx.mcpReq.notify({
-            method: "notifications/progress",
-            params: {
-              progressToken,
-              progress: step,
-              total: steps,
-              message: `step ${step} on ${instance}`,
-            },
-          });
-        }
-      }
-      return json({ steps, stepMs, instance });
-    },
-  );
+  registerSlowTask(server, instance);
 
   const slowAsync = server.registerTool(
     "slow_task_async",

@@ -12,9 +12,10 @@
  *
  * SDK v2's `McpServer`, served to 2025-era sessions through `createLegacyHttpHandler`.
  */
-import type { CallToolResult, McpServer } from "@modelcontextprotocol/server";
+import type { McpServer } from "@modelcontextprotocol/server";
 import { z } from "zod";
 import type { SessionStore } from "../types.js";
+import { json, registerSlowTask, sleep, slowInput } from "./tool-kit.js";
 
 /** Counters live 30 days after their last increment. */
 const COUNTER_TTL_SECONDS = 30 * 24 * 3600;
@@ -34,32 +35,6 @@ export interface DemoToolsContext {
   sessionTtl: number;
   /** Name of this instance (host:port), returned by the tools so clients see who served them. */
   instance: string;
-}
-
-function text(value: unknown): CallToolResult {
-  return {
-    content: [{ type: "text", text: JSON.stringify(value) }],
-    structuredContent: value as Record<string, unknown>,
-  };
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(new Error("cancelled"));
-      return;
-    }
-    const timer = setTimeout(done, ms);
-    function done() {
-      signal?.removeEventListener("abort", abort);
-      resolve();
-    }
-    function abort() {
-      clearTimeout(timer);
-      reject(new Error("cancelled"));
-    }
-    signal?.addEventListener("abort", abort, { once: true });
-  });
 }
 
 /** Registers the demo tools on `server` (one MCP session's server). */
@@ -93,7 +68,7 @@ export function registerDemoTools(server: McpServer, context: DemoToolsContext):
         },
         { ttl: sessionTtl },
       );
-      return text({ key, count: Object.keys(data.notes ?? {}).length, instance });
+      return json({ key, count: Object.keys(data.notes ?? {}).length, instance });
     },
   );
 
@@ -110,8 +85,8 @@ export function registerDemoTools(server: McpServer, context: DemoToolsContext):
       const sessionId = requireSession(ctx.sessionId);
       const data = await store.getSession<SessionData>(sessionId);
       const notes = data?.notes ?? {};
-      if (key === undefined) return text({ notes, instance });
-      return text({ key, value: Object.hasOwn(notes, key) ? notes[key] : null, instance });
+      if (key === undefined) return json({ notes, instance });
+      return json({ key, value: Object.hasOwn(notes, key) ? notes[key] : null, instance });
     },
   );
 
@@ -147,42 +122,11 @@ export function registerDemoTools(server: McpServer, context: DemoToolsContext):
         },
         { ttl: 10_000, waitTimeout: 10_000 },
       );
-      return text(result);
+      return json(result);
     },
   );
 
-  const slowInput = z.object({
-    steps: z.number().int().min(1).max(100).default(5).describe("Number of steps"),
-    stepMs: z.number().int().min(0).max(10_000).default(200).describe("Duration of a step, ms"),
-  });
-
-  server.registerTool(
-    "slow_task",
-    {
-      title: "A long call with progress",
-      description:
-        "Works for steps x stepMs milliseconds and sends a progress notification after each step (pass a progressToken).",
-      inputSchema: slowInput,
-    },
-    async ({ steps, stepMs }, ctx) => {
-      const progressToken = ctx.mcpReq._meta?.progressToken;
-      for (let step = 1; step <= steps; step++) {
-        await sleep(stepMs, ctx.mcpReq.signal);
-        if (progressToken !== undefined) {
-          await ctx.mcpReq.notify({
-            method: "notifications/progress",
-            params: {
-              progressToken,
-              progress: step,
-              total: steps,
-              message: `step ${step} on ${instance}`,
-            },
-          });
-        }
-      }
-      return text({ steps, stepMs, instance });
-    },
-  );
+  registerSlowTask(server, instance);
 
   server.registerTool(
     "slow_task_async",
@@ -194,7 +138,7 @@ export function registerDemoTools(server: McpServer, context: DemoToolsContext):
     },
     async ({ steps, stepMs }, ctx) => {
       for (let step = 1; step <= steps; step++) await sleep(stepMs, ctx.mcpReq.signal);
-      return text({ steps, stepMs, instance });
+      return json({ steps, stepMs, instance });
     },
   );
 }
